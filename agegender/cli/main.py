@@ -1,0 +1,166 @@
+"""The ``agegender`` command line: one entry point with subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
+
+
+def _add_data(sub) -> None:
+    p = sub.add_parser("data", help="inspect datasets")
+    dsub = p.add_subparsers(dest="data_cmd", required=True)
+    i = dsub.add_parser("inspect", help="counts, age histogram, problems, duplicates and split sizes")
+    i.add_argument("path", help="UTKFace folder, competition folder, CSV manifest or image folder")
+    i.add_argument("--format", default="auto", choices=["auto", "utkface", "competition", "manifest", "images"])
+    i.add_argument("--split-file", help="reuse (or write) this split file")
+    i.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    i.set_defaults(func=cmd_inspect)
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model from a recipe", description=(
+        "Train from a recipe (built-in name or YAML file). Any recipe value can be overridden: "
+        "agegender train mobilenet_v2_dldl --data DIR train.epochs=5 model.input_size=112"))
+    p.add_argument("recipe", nargs="?", default=None, help="built-in recipe name or YAML path")
+    p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    p.add_argument("--data", help="training data (sets data.path)")
+    p.add_argument("--output", help="run folder (sets train.output_dir)")
+    p.add_argument("--epochs", type=int, help="sets train.epochs")
+    p.add_argument("--devices", type=int, help="sets train.devices")
+    p.add_argument("--strategy", help="sets train.strategy (e.g. ddp)")
+    p.add_argument("--resume", action="store_true", help="continue from <output>/checkpoints/last.ckpt")
+    p.add_argument("--list", action="store_true", help="list built-in recipes and backbones")
+    p.set_defaults(func=cmd_train)
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a model on labelled data")
+    p.add_argument("model", nargs="?", default=None, help="model folder or .ckpt (default: the shipped model)")
+    p.add_argument("--data", required=True, help="labelled data (any supported layout)")
+    p.add_argument("--format", default="auto")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    p.add_argument("--split-file", help="split file (default: the one the model was trained with)")
+    p.add_argument("--output", help="write metrics JSON here")
+    p.add_argument("--report", help="write a report folder (JSON, markdown, plots)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--tta", action="store_true", help="average with the horizontally flipped image")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from agegender.data.inspect import format_inspection, inspect_dataset
+
+    info, reading = inspect_dataset(args.path, args.format, args.split_file)
+    print(format_inspection(info, reading))
+    if args.json:
+        Path(args.json).write_text(json.dumps(info, indent=2, default=str) + "\n")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from agegender.models.registry import list_backbones
+    from agegender.training.config import list_recipes, load_recipe
+
+    if args.list:
+        print("recipes:   " + ", ".join(list_recipes()))
+        print("backbones: " + ", ".join(list_backbones()))
+        return 0
+    overrides = list(args.overrides)
+    for flag, key in (("data", "data.path"), ("output", "train.output_dir"), ("epochs", "train.epochs"),
+                      ("devices", "train.devices"), ("strategy", "train.strategy")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
+    recipe = load_recipe(args.recipe, overrides)
+    from agegender.training.train import fit
+
+    summary = fit(recipe, resume=args.resume)
+    if summary.get("model_folder"):
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from agegender.inference.evaluate import evaluate_model
+
+    result = evaluate_model(args.model, args.data, fmt=args.format, split=args.split, split_file=args.split_file,
+                            batch_size=args.batch_size, tta=args.tta, report_dir=args.report)
+    from agegender.metrics import format_metrics
+
+    print(format_metrics(result["overall"]))
+    for kind, slices in result["slices"].items():
+        print(f"by {kind}:")
+        for name, m in slices.items():
+            print(f"  {name:>8}: {format_metrics(m)}")
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agegender", description="Estimate age and gender from face images: train, evaluate, predict, serve."
+    )
+    parser.add_argument("--version", action="version", version=f"agegender {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_data(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+def _version() -> str:
+    from agegender import __version__
+
+    return __version__
+
+
+#: Sub-packages add their subcommands here (predict, export, serve, benchmark) without editing this file twice.
+_EXTRA_COMMANDS: list = []
+
+
+def _load_extra_commands() -> None:
+    import importlib
+
+    for mod in ("agegender.cli.predict", "agegender.cli.serve", "agegender.cli.benchmark"):
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name == mod:
+                continue
+            raise
+        _EXTRA_COMMANDS.append(m.add_parser)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_extra_commands()
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may come anywhere on the train command line, also after options.
+    if extra and getattr(args, "command", None) == "train" and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = list(args.overrides) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as e:
+        if os.environ.get("AGEGENDER_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Robust image decoding: every odd file users have (grayscale, RGBA, 16-bit, CMYK, EXIF-rotated) becomes RGB uint8."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+#: Refuse images above this many pixels: a decompression bomb would otherwise exhaust memory.
+MAX_PIXELS = 80_000_000
+MIN_SIDE = 8
+
+
+class ImageError(ValueError):
+    """An image that cannot be used; the message says why, for the per-file status."""
+
+
+def digest_bytes(data: bytes) -> str:
+    """Content hash used for duplicate detection and deterministic splits."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _open(data: bytes, name: str) -> Image.Image:
+    if not data:
+        raise ImageError(f"{name}: empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{name}: image too large ({e})") from None
+    except Exception as e:  # PIL raises many types for garbage input
+        raise ImageError(f"{name}: not a readable image ({type(e).__name__})") from None
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"{name}: image too large ({w}x{h} > {MAX_PIXELS} pixels)")
+    return img
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    img = ImageOps.exif_transpose(img) or img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = arr.max() if arr.size else 1.0
+        img = Image.fromarray((arr / (hi if hi > 255 else 255.0) * 255).clip(0, 255).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB")
+
+
+def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+    """Decode bytes to an RGB uint8 array (H, W, 3), or raise :class:`ImageError` with a clear message."""
+    img = _open(data, name)
+    try:
+        rgb = _to_rgb(img)
+        arr = np.asarray(rgb, dtype=np.uint8)
+    except ImageError:
+        raise
+    except Exception as e:
+        raise ImageError(f"{name}: could not decode image ({type(e).__name__}: {e})") from None
+    if min(arr.shape[:2]) < 1:
+        raise ImageError(f"{name}: image has no pixels")
+    return arr
+
+
+def check_image(data: bytes, name: str = "image") -> tuple[int, int]:
+    """Cheap validity check used while reading datasets: JPEGs decode at reduced scale (draft mode)."""
+    img = _open(data, name)
+    try:
+        img.draft("RGB", (64, 64))
+        img.load()
+    except Exception as e:
+        raise ImageError(f"{name}: could not decode image ({type(e).__name__})") from None
+    w, h = img.size
+    if w < 1 or h < 1:
+        raise ImageError(f"{name}: image has no pixels")
+    return w, h
+
+
+def load_image(source: str | Path | bytes | np.ndarray | Image.Image) -> np.ndarray:
+    """Accept a path, raw bytes, a PIL image or an array and return RGB uint8 (H, W, 3)."""
+    if isinstance(source, np.ndarray):
+        arr = source
+        if arr.ndim == 2:
+            arr = np.stack([arr] * 3, axis=-1)
+        if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+            raise ImageError(f"array image must be HxW, HxWx3 or HxWx4, got shape {arr.shape}")
+        if arr.dtype != np.uint8:
+            scale = 255.0 if arr.dtype.kind == "f" and arr.max() <= 1.0 else 1.0
+            if arr.dtype == np.uint16:
+                scale = 255.0 / 65535.0
+            arr = (arr.astype(np.float64) * scale).clip(0, 255).astype(np.uint8)
+        return np.ascontiguousarray(arr[..., :3])
+    if isinstance(source, Image.Image):
+        if source.width * source.height > MAX_PIXELS:
+            raise ImageError(f"image too large ({source.width}x{source.height})")
+        return np.asarray(_to_rgb(source), dtype=np.uint8)
+    if isinstance(source, bytes | bytearray):
+        return decode_image(bytes(source))
+    path = Path(source)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a directory, not an image") from None
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read file ({e.strerror})") from None
+    return decode_image(data, str(path))

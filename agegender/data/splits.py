@@ -1,0 +1,121 @@
+"""Deterministic, content-addressed, stratified train/val/test splits that can be saved and reused.
+
+Each image's side is decided from the hash of its bytes, so byte-identical copies always land together and
+the same data always gives the same split, whatever the file order or machine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from agegender.data.records import DataError, FaceRecord
+
+SPLIT_NAMES = ("train", "val", "test")
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+AGE_BANDS = ((0, 12), (13, 19), (20, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, 200))
+
+
+def age_band(age: float) -> str:
+    """Name of the age band of ``age`` (bands used for stratification and per-slice metrics)."""
+    for lo, hi in AGE_BANDS:
+        if age <= hi:
+            return f"{lo}-{hi}" if hi < 200 else f"{lo}+"
+    return f"{AGE_BANDS[-1][0]}+"
+
+
+def _stratum(rec: FaceRecord) -> str:
+    if rec.age is None or rec.gender is None:
+        return "unlabelled"
+    return f"{age_band(rec.age)}|{rec.gender}"
+
+
+def _allocate(n: int, fractions: Sequence[float]) -> list[int]:
+    """Largest-remainder allocation of n items to the splits, so small strata still get exact counts."""
+    raw = [n * f for f in fractions]
+    counts = [int(x) for x in raw]
+    order = sorted(range(len(raw)), key=lambda i: raw[i] - counts[i], reverse=True)
+    for i in order[: n - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def compute_split(
+    records: Sequence[FaceRecord], fractions: Sequence[float] = DEFAULT_FRACTIONS
+) -> dict[str, str]:
+    """Map each content digest to 'train', 'val' or 'test', stratified by age band and gender.
+
+    Identical files share a digest and therefore a side; the stratum of a group is that of its first copy.
+    Within a stratum groups are ordered by digest, which is a fixed pseudo-random order.
+    """
+    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
+        raise DataError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
+    strata: dict[str, set[str]] = defaultdict(set)
+    first_seen: dict[str, str] = {}
+    for r in records:
+        if r.digest is None:
+            raise DataError(f"{r.path}: record has no content digest; read it with read_dataset()")
+        if r.digest not in first_seen:
+            first_seen[r.digest] = _stratum(r)
+            strata[first_seen[r.digest]].add(r.digest)
+    assignment: dict[str, str] = {}
+    for key in sorted(strata):
+        digests = sorted(strata[key])
+        start = 0
+        for name, count in zip(SPLIT_NAMES, _allocate(len(digests), fractions), strict=True):
+            for d in digests[start : start + count]:
+                assignment[d] = name
+            start += count
+    return assignment
+
+
+def hash_side(digest: str, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> str:
+    """Side for a digest absent from a saved split (new images): a stable threshold on the hash."""
+    u = int(digest[:8], 16) / 0xFFFFFFFF
+    cum = 0.0
+    for name, f in zip(SPLIT_NAMES, fractions, strict=True):
+        cum += f
+        if u <= cum:
+            return name
+    return SPLIT_NAMES[-1]
+
+
+def save_split(assignment: dict[str, str], path: str | Path, fractions: Sequence[float]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"fractions": list(fractions), "assignment": dict(sorted(assignment.items()))}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=0))
+    tmp.replace(path)
+
+
+def load_split(path: str | Path) -> tuple[dict[str, str], tuple[float, ...]]:
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+        return payload["assignment"], tuple(payload["fractions"])
+    except FileNotFoundError:
+        raise DataError(f"split file {path} does not exist") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DataError(f"split file {path} is not a valid split file ({e})") from None
+
+
+def split_records(
+    records: Sequence[FaceRecord],
+    split_file: str | Path | None = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+) -> dict[str, list[FaceRecord]]:
+    """Split records; with ``split_file``, reuse it if it exists (new images by hash), else write it."""
+    if split_file is not None and Path(split_file).is_file():
+        assignment, fractions = load_split(split_file)
+    else:
+        assignment = compute_split(records, fractions)
+        if split_file is not None:
+            save_split(assignment, split_file, fractions)
+    out: dict[str, list[FaceRecord]] = {name: [] for name in SPLIT_NAMES}
+    for r in records:
+        side = assignment.get(r.digest) if r.digest else None
+        out[side or hash_side(r.digest or "0" * 8, fractions)].append(r)
+    return out
