@@ -1,0 +1,67 @@
+"""Self-contained model folders: ``model.safetensors`` + ``config.json`` (+ optional MODEL_CARD.md).
+
+The same format is written by ``agegender train`` and shipped as the default model, so users' models load
+exactly like ours, with no network and no pickles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from agegender.models.model import AgeGenderNet, ModelConfig, build_model
+
+FORMAT_VERSION = 1
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
+#: The face framing models are trained on: UTKFace "aligned & cropped" chips.
+CROP_CONVENTION = "utkface_chip_200"
+
+
+class ModelFolderError(FileNotFoundError):
+    """A model folder that is missing or incomplete; the message says what is missing."""
+
+
+def save_model_folder(net: AgeGenderNet, folder: str | Path, metadata: dict | None = None) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = dataclasses.replace(net.cfg, pretrained=False, pretrained_path=None, input_size=net.input_size,
+                              mean=list(net.mean), std=list(net.std))
+    config = {
+        "format_version": FORMAT_VERSION,
+        "model": cfg.to_dict(),
+        "preprocessing": {"input_size": net.input_size, "mean": list(net.mean), "std": list(net.std),
+                          "color": "RGB", "crop": CROP_CONVENTION},
+        "labels": {"gender": {"0": "male", "1": "female"}, "age_range": [0, cfg.num_bins - 1],
+                   "age_unit": "years"},
+        **(metadata or {}),
+    }
+    state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    tmp = folder / "model.safetensors.tmp"
+    save_file(state, str(tmp))
+    tmp.replace(folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return folder
+
+
+def read_config(folder: str | Path) -> dict:
+    folder = Path(folder)
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise ModelFolderError(f"{folder} is not a model folder: {cfg_path.name} is missing")
+    return json.loads(cfg_path.read_text())
+
+
+def load_model_folder(folder: str | Path | None = None, device: str | torch.device = "cpu") -> AgeGenderNet:
+    """Load a model folder (default: the shipped model) in eval mode."""
+    folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
+    config = read_config(folder)
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise ModelFolderError(f"{folder} is not a complete model folder: model.safetensors is missing")
+    net = build_model(ModelConfig(**config["model"]))
+    net.load_state_dict(load_file(str(weights), device=str(device)))
+    return net.to(device).eval()

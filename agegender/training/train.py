@@ -1,0 +1,108 @@
+"""``agegender train``: fit a recipe with Lightning, keep the best checkpoint, write a model folder."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+
+from agegender.models.folder import save_model_folder
+from agegender.training.config import Recipe
+from agegender.training.datamodule import AgeGenderDataModule
+from agegender.training.loggers import build_loggers
+from agegender.training.module import AgeGenderModule
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    if precision != "auto":
+        return precision
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return "16-mixed" if on_gpu else "32-true"
+
+
+def _module_from(recipe: Recipe) -> AgeGenderModule:
+    d = recipe.to_dict()
+    return AgeGenderModule(d["model"], d["loss"], d["optim"], d["train"])
+
+
+def last_checkpoint(out_dir: Path) -> Path | None:
+    p = out_dir / "checkpoints" / "last.ckpt"
+    return p if p.is_file() else None
+
+
+def fit(recipe: Recipe, resume: bool = False) -> dict:
+    """Train ``recipe``; with ``resume`` continue from ``<output_dir>/checkpoints/last.ckpt``.
+
+    Returns a summary with the best checkpoint, its validation score and the model folder written.
+    """
+    tc = recipe.train
+    out_dir = recipe.output_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    L.seed_everything(tc.seed, workers=True, verbose=False)
+    ckpt_path = last_checkpoint(out_dir) if resume else None
+    if resume and ckpt_path is None:
+        print(f"--resume: no checkpoint in {out_dir / 'checkpoints'}, starting from scratch", file=sys.stderr)
+    (out_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+
+    module = _module_from(recipe)
+    net = module.net
+    dm = AgeGenderDataModule(recipe.data, net.input_size, net.mean, net.std, out_dir / "split.json", tc.progress)
+    ckpt_dir = out_dir / "checkpoints"
+    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch:02d}", monitor="val/score", mode="max",
+                              save_top_k=1, save_last=False)
+    # A separate "last" checkpoint every N steps and at each epoch end, so a killed run resumes mid-epoch.
+    last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=tc.checkpoint_every_n_steps,
+                              save_top_k=1, save_on_train_epoch_end=True, enable_version_counter=False)
+    callbacks = [best_cb, last_cb, LearningRateMonitor("epoch")]
+    if tc.progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=10))
+    if tc.early_stopping:
+        callbacks.append(EarlyStopping("val/score", mode="max", patience=tc.early_stopping))
+    trainer = L.Trainer(
+        max_epochs=tc.epochs,
+        accelerator=tc.accelerator,
+        devices=tc.devices,
+        num_nodes=tc.num_nodes,
+        strategy=tc.strategy,
+        precision=resolve_precision(tc.precision, tc.accelerator),
+        callbacks=callbacks,
+        logger=build_loggers(tc.loggers, out_dir, recipe.name) or False,
+        default_root_dir=str(out_dir),
+        enable_progress_bar=tc.progress,
+        limit_train_batches=tc.limit_train_batches,
+        limit_val_batches=tc.limit_val_batches,
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
+        deterministic=False,
+    )
+    start = time.time()
+    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    elapsed = time.time() - start
+    summary = {
+        "recipe": recipe.name,
+        "output_dir": str(out_dir),
+        "epochs_completed": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "best_checkpoint": best_cb.best_model_path or None,
+        "best_val_score": float(best_cb.best_model_score) if best_cb.best_model_score is not None else None,
+        "train_seconds": round(elapsed, 1),
+        "trainable_parameters": module.n_trainable,
+    }
+    if trainer.is_global_zero:
+        best = AgeGenderModule.load_from_checkpoint(best_cb.best_model_path, map_location="cpu") \
+            if best_cb.best_model_path else module
+        folder = save_model_folder(best.net.cpu(), out_dir / "model", {
+            "training": {"recipe": recipe.to_dict(), "best_val_score": summary["best_val_score"],
+                         "split_file": "split.json"},
+        })
+        summary["model_folder"] = str(folder)
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
