@@ -1,0 +1,249 @@
+"""Face detectors on real photos: the astronaut (one face) and the shared group photo t1.jpg (six faces)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage.data import astronaut
+
+from agegender.faces import detectors as det_module
+from agegender.faces.detectors import (
+    Detection,
+    FaceDetector,
+    HaarDetector,
+    MTCNNDetector,
+    available_detectors,
+    create_detector,
+    register_detector,
+)
+
+# Box centres (x, y) of the six faces in t1.jpg, checked by eye on a drawing of MTCNN and YuNet output.
+T1_FACES = [(960, 131), (111, 328), (321, 208), (517, 337), (791, 408), (1180, 337)]
+YUNET_FILE = "weights/yunet/face_detection_yunet_2026may.onnx"
+
+
+def _shared_dir() -> Path:
+    env = os.environ.get("AGEGENDER_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
+
+
+def _shared_file(relative: str) -> Path:
+    path = _shared_dir() / relative
+    if not path.is_file():
+        pytest.skip(f"shared asset missing: {path} (set AGEGENDER_SHARED to the shared folder)")
+    return path
+
+
+def _centre(d: Detection) -> np.ndarray:
+    return np.array([(d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2])
+
+
+def _matches(dets: list[Detection], centres: list[tuple[int, int]], tol: float = 35.0) -> int:
+    """How many expected faces have a detection centred within ``tol`` pixels."""
+    return sum(any(np.hypot(*(_centre(d) - c)) < tol for d in dets) for c in centres)
+
+
+@pytest.fixture(scope="module")
+def astro() -> np.ndarray:
+    return astronaut()
+
+
+@pytest.fixture(scope="module")
+def mtcnn() -> MTCNNDetector:
+    return create_detector("mtcnn")
+
+
+@pytest.fixture(scope="module")
+def haar() -> HaarDetector:
+    return create_detector("haar")
+
+
+@pytest.fixture(scope="module")
+def yunet() -> FaceDetector:
+    return create_detector("yunet", model_path=_shared_file(YUNET_FILE))
+
+
+@pytest.fixture(scope="module")
+def t1() -> np.ndarray:
+    bgr = cv2.imread(str(_shared_file("data/wild/t1.jpg")))
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+# ------------------------------------------------------------------------------------------ registry
+
+
+def test_registry_lists_builtin_detectors() -> None:
+    assert {"auto", "haar", "mtcnn", "yunet"} <= set(available_detectors())
+
+
+def test_unknown_detector_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="mtcnn"):
+        create_detector("no-such-detector")
+
+
+def test_register_detector(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(det_module, "_REGISTRY", dict(det_module._REGISTRY))
+
+    @register_detector("fixed")
+    class Fixed(FaceDetector):
+        def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:
+            return [Detection((0, 0, 30, 30), 0.6, None), Detection((0, 0, 50, 50), 0.9, None)]
+
+    found = create_detector("fixed", min_face_size=10).detect(np.zeros((64, 64, 3), np.uint8))
+    assert [d.score for d in found] == [0.9, 0.6]  # sorted best first
+    assert create_detector("fixed", min_face_size=40).detect(np.zeros((64, 64, 3), np.uint8))[0].size == 50
+    with pytest.raises(ValueError, match="already registered"):
+        register_detector("fixed")(Fixed)
+
+
+def test_auto_prefers_mtcnn() -> None:
+    assert isinstance(create_detector(), MTCNNDetector)
+
+
+def test_auto_falls_back_to_haar(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> Path:
+        raise ImportError("no mtcnn here")
+
+    monkeypatch.setattr(det_module, "_mtcnn_model_dir", broken)
+    with pytest.warns(UserWarning, match="Haar"):
+        detector = create_detector("auto", min_face_size=30)
+    assert isinstance(detector, HaarDetector) and detector.min_face_size == 30
+
+
+# ----------------------------------------------------------------------------------------- astronaut
+
+
+def _check_astronaut(dets: list[Detection]) -> Detection:
+    assert dets, "no face found on the astronaut"
+    best = dets[0]
+    cx, cy = _centre(best)
+    assert 200 < cx < 250 and 95 < cy < 140, best.box  # face spans about x 178-268, y 60-175
+    assert 70 < best.width < 120
+    return best
+
+
+def _check_landmarks(d: Detection) -> None:
+    lm = d.landmarks
+    assert lm is not None and lm.shape == (5, 2) and lm.dtype == np.float32
+    left_eye, right_eye, nose, mouth_l, mouth_r = lm
+    assert left_eye[0] < right_eye[0] and mouth_l[0] < mouth_r[0]  # image-left first
+    assert max(left_eye[1], right_eye[1]) < nose[1] < min(mouth_l[1], mouth_r[1])
+    x1, y1, x2, y2 = d.box
+    assert (lm[:, 0] > x1).all() and (lm[:, 0] < x2).all() and (lm[:, 1] > y1).all() and (lm[:, 1] < y2).all()
+
+
+def test_mtcnn_finds_astronaut(mtcnn: MTCNNDetector, astro: np.ndarray) -> None:
+    dets = mtcnn.detect(astro)
+    assert len(dets) == 1
+    best = _check_astronaut(dets)
+    assert best.score > 0.95
+    _check_landmarks(best)
+
+
+def test_haar_finds_astronaut_without_landmarks(haar: HaarDetector, astro: np.ndarray) -> None:
+    best = _check_astronaut(haar.detect(astro))
+    assert best.landmarks is None
+
+
+@pytest.mark.shared
+def test_yunet_finds_astronaut(yunet: FaceDetector, astro: np.ndarray) -> None:
+    dets = yunet.detect(astro)
+    assert len(dets) == 1
+    _check_landmarks(_check_astronaut(dets))
+
+
+# ------------------------------------------------------------------------------------ group photo t1
+
+
+@pytest.mark.shared
+def test_mtcnn_finds_six_faces_in_t1(mtcnn: MTCNNDetector, t1: np.ndarray) -> None:
+    dets = mtcnn.detect(t1)
+    assert len(dets) == 6 and _matches(dets, T1_FACES) == 6
+    assert [d.score for d in dets] == sorted((d.score for d in dets), reverse=True)
+    for d in dets:
+        _check_landmarks(d)
+
+
+@pytest.mark.shared
+def test_yunet_finds_six_faces_in_t1(yunet: FaceDetector, t1: np.ndarray) -> None:
+    dets = yunet.detect(t1)
+    assert len(dets) == 6 and _matches(dets, T1_FACES) == 6
+    for d in dets:
+        _check_landmarks(d)
+
+
+@pytest.mark.shared
+def test_yunet_and_mtcnn_landmarks_agree(mtcnn: MTCNNDetector, yunet: FaceDetector, t1: np.ndarray) -> None:
+    """Same landmark order and meaning, so one template (measured with MTCNN) serves both."""
+    found = yunet.detect(t1)
+    for m in mtcnn.detect(t1):
+        y = min(found, key=lambda d: np.hypot(*(_centre(d) - _centre(m))))
+        error = np.linalg.norm(m.landmarks - y.landmarks, axis=1) / m.size
+        assert error[:2].max() < 0.12 and error.max() < 0.2, error
+
+
+@pytest.mark.shared
+def test_haar_finds_most_faces_in_t1(haar: HaarDetector, t1: np.ndarray) -> None:
+    # The light fallback: frontal faces only (misses the tilted one), some false positives.
+    assert _matches(haar.detect(t1), T1_FACES) >= 4
+
+
+@pytest.mark.shared
+def test_filters_by_size_and_score(mtcnn: MTCNNDetector, t1: np.ndarray) -> None:
+    big = MTCNNDetector(min_face_size=100).detect(t1)
+    assert big and all(d.size >= 100 for d in big) and len(big) < 6
+    strict = MTCNNDetector(score_threshold=0.995).detect(t1)
+    assert all(d.score >= 0.995 for d in strict) and len(strict) < 6
+
+
+def test_large_photo_is_searched_downscaled(mtcnn: MTCNNDetector, astro: np.ndarray) -> None:
+    big = cv2.resize(astro, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)  # 1024 px, searched at 640
+    found = MTCNNDetector(max_side=640).detect(big)
+    assert len(found) == 1
+    np.testing.assert_allclose(np.array(found[0].box) / 2, mtcnn.detect(astro)[0].box, atol=6)
+    np.testing.assert_allclose(found[0].landmarks / 2, mtcnn.detect(astro)[0].landmarks, atol=3)
+
+
+# ------------------------------------------------------------------------------------ no faces, errors
+
+
+@pytest.mark.parametrize("image", [np.zeros((240, 320, 3), np.uint8), np.full((100, 80, 3), 128, np.uint8)])
+def test_blank_images_give_no_faces(mtcnn: MTCNNDetector, haar: HaarDetector, image: np.ndarray) -> None:
+    assert mtcnn.detect(image) == [] and haar.detect(image) == []
+
+
+def test_degenerate_images(mtcnn: MTCNNDetector, haar: HaarDetector) -> None:
+    for image in (np.zeros((1, 1, 3), np.uint8), np.zeros((0, 10, 3), np.uint8), np.zeros((11, 500, 3), np.uint8)):
+        assert mtcnn.detect(image) == [] and haar.detect(image) == []
+
+
+@pytest.mark.shared
+def test_yunet_blank_image(yunet: FaceDetector) -> None:
+    assert yunet.detect(np.zeros((240, 320, 3), np.uint8)) == []
+
+
+def test_gray_and_rgba_inputs(mtcnn: MTCNNDetector, astro: np.ndarray) -> None:
+    gray = cv2.cvtColor(astro, cv2.COLOR_RGB2GRAY)
+    _check_astronaut(mtcnn.detect(gray))
+    _check_astronaut(mtcnn.detect(np.dstack([astro, np.full(astro.shape[:2], 255, np.uint8)])))
+
+
+def test_rejects_non_uint8(mtcnn: MTCNNDetector) -> None:
+    with pytest.raises(TypeError, match="uint8"):
+        mtcnn.detect(np.zeros((50, 50, 3), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        mtcnn.detect(np.zeros((50, 50, 2), np.uint8))
+
+
+def test_yunet_missing_file_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(det_module.YUNET_ENV, raising=False)
+    missing = tmp_path / "nope.onnx"
+    with pytest.raises(FileNotFoundError, match="nope.onnx") as err:
+        create_detector("yunet", model_path=missing)
+    assert str(tmp_path) in str(err.value) and "model_path" in str(err.value)
+    with pytest.raises(FileNotFoundError, match=det_module.YUNET_ENV):
+        create_detector("yunet")
