@@ -1,0 +1,36 @@
+"""``agegender benchmark speed``: figures written to benchmarks/results, never asserted in tests."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("benchmark", help="speed benchmarks")
+    bsub = p.add_subparsers(dest="bench_cmd", required=True)
+    s = bsub.add_parser("speed", help="faces/s batched, single-face latency, photos/s with detection")
+    s.add_argument("--model", help="model folder (default: the shipped model)")
+    s.add_argument("--backends", default="torch,onnx")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--repeats", type=int, default=7)
+    s.add_argument("--threads", type=int, help="threads (default: all cores)")
+    s.add_argument("--photos", nargs="*", help="photos for the end-to-end figure (default: skimage astronaut)")
+    s.add_argument("--output", default="benchmarks/results/speed.json", help="JSON output; .md written beside")
+    s.set_defaults(func=cmd_speed)
+
+
+def cmd_speed(args: argparse.Namespace) -> int:
+    from agegender.inference.batch import atomic_write_text
+    from agegender.inference.speed import benchmark_speed, format_speed
+
+    result = benchmark_speed(args.model, tuple(args.backends.split(",")), args.batch_size, args.repeats,
+                             args.threads, args.photos)
+    text = format_speed(result)
+    print(text)
+    out = Path(args.output)
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out.with_suffix(".md"), text + "\n")
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+    return 0

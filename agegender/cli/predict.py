@@ -1,0 +1,104 @@
+"""``agegender predict`` and ``agegender export``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("predict", help="predict age and gender on photos, folders, manifests or a competition set",
+                       description="Every face in every image gets an estimate; bad files get a status, never a crash."
+                       " Exit code 0: all files ok; 1: some file had no usable face or could not be read.")
+    p.add_argument("inputs", nargs="*", help="image files, folders or glob patterns")
+    p.add_argument("--model", help="model folder (default: the shipped model)")
+    p.add_argument("--manifest", help="CSV with a 'path' column (and optional 'id')")
+    p.add_argument("--competition", metavar="DIR", help="read DIR/test.csv, write submission.csv (id,age,gender)")
+    p.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
+    p.add_argument("--no-detect", action="store_true", help="images are already face crops (UTKFace-like)")
+    p.add_argument("--detector", default="auto", help="face detector: auto, mtcnn, haar, yunet")
+    p.add_argument("--detector-model", help="model file for the yunet detector")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("--output", "-o", help="output file (json/csv), or the submission path with --competition")
+    p.add_argument("--batch-size", type=int, default=32, help="images per batch")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+    p.add_argument("--tta", action="store_true", help="average with the mirrored face")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
+
+    e = sub.add_parser("export", help="export a model folder to ONNX (and TorchScript)")
+    e.add_argument("model", nargs="?", help="model folder (default: the shipped model)")
+    e.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    e.add_argument("--output", help="output file (default: inside the model folder)")
+    e.add_argument("--check", action="store_true", help="compare the export with PyTorch on random inputs")
+    e.set_defaults(func=cmd_export)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from agegender.inference import batch
+    from agegender.inference.predictor import Predictor
+
+    if args.competition:
+        items = batch.competition_items(args.competition)
+    elif args.manifest:
+        items = batch.manifest_items(args.manifest)
+    else:
+        items = batch.collect_inputs(args.inputs, args.recursive)
+    if not items:
+        print("error: no input images (give files, folders, --manifest or --competition)", file=sys.stderr)
+        return 2
+    detector = args.detector
+    if args.detector_model:
+        from agegender.faces import create_detector
+
+        detector = create_detector(args.detector, model_path=args.detector_model)
+    predictor = Predictor.load(args.model, backend=args.backend, detector=detector, tta=args.tta)
+    results = list(batch.run_predictions(predictor, items, detect=not args.no_detect,
+                                         single=bool(args.competition), chunk=args.batch_size,
+                                         progress=not args.quiet))
+    if args.competition:
+        out = Path(args.output or Path(args.competition) / "submission.csv")
+        batch.atomic_write_text(out, batch.to_submission(results))
+        print(f"wrote {out} ({len(results)} rows)")
+    elif args.format == "table":
+        text = batch.to_table(results)
+        if args.output:
+            batch.atomic_write_text(args.output, text + "\n")
+        else:
+            print(text)
+    else:
+        text = batch.to_json(results) if args.format == "json" else batch.to_csv(results)
+        if args.output:
+            batch.atomic_write_text(args.output, text)
+            print(f"wrote {args.output}")
+        else:
+            sys.stdout.write(text)
+    print(batch.summarize(results), file=sys.stderr)
+    return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from agegender.inference.engine import load_net
+    from agegender.models.folder import DEFAULT_MODEL_DIR
+
+    folder = Path(args.model) if args.model else DEFAULT_MODEL_DIR
+    net, _ = load_net(folder)
+    if args.format == "onnx":
+        from agegender.inference.onnx import ONNX_FILE, export_onnx
+
+        out = export_onnx(net, args.output or folder / ONNX_FILE)
+    else:
+        import torch
+
+        from agegender.models.model import InferenceNet
+
+        out = Path(args.output or folder / "model.torchscript.pt")
+        x = torch.zeros(1, 3, net.input_size, net.input_size)
+        torch.jit.trace(InferenceNet(net).eval(), x).save(str(out))
+    print(f"wrote {out}")
+    if args.check:
+        from agegender.inference.compare import compare_backends
+
+        print(compare_backends(net, out, args.format))
+    return 0

@@ -1,0 +1,197 @@
+"""Prediction over many inputs (files, folders, globs, manifests, the competition layout), never stopping on
+bad input: every file gets a status, and outputs are written atomically."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from agegender.data.images import IMAGE_EXTENSIONS, ImageError, load_image
+from agegender.data.readers import read_dataset
+from agegender.inference.predictor import FaceResult, Predictor
+
+FALLBACK_AGE = 30.0  # used only where a row must be written but no estimate was possible (reported)
+
+
+@dataclass
+class Item:
+    path: Path
+    id: str | None = None
+
+
+@dataclass
+class FileResult:
+    path: str
+    id: str | None
+    status: str  # ok | no_face | error
+    message: str = ""
+    faces: list[FaceResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "id": self.id, "status": self.status, "message": self.message,
+                "faces": [f.to_dict() for f in self.faces]}
+
+
+def collect_inputs(inputs: Iterable[str], recursive: bool = False) -> list[Item]:
+    """Expand files, folders and glob patterns into items, in a stable order; unknown paths stay (as errors)."""
+    items: list[Item] = []
+    for spec in inputs:
+        p = Path(spec)
+        if p.is_dir():
+            pattern = "**/*" if recursive else "*"
+            items += [Item(q) for q in sorted(p.glob(pattern)) if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS]
+        elif p.exists():
+            items.append(Item(p))
+        elif any(c in spec for c in "*?["):
+            items += [Item(Path(q)) for q in sorted(glob.glob(spec, recursive=True)) if Path(q).is_file()]
+        else:
+            items.append(Item(p))  # reported as "file not found", not silently skipped
+    return items
+
+
+def competition_items(root: str | Path) -> list[Item]:
+    """Rows of ``test.csv`` in input order; rows whose image is missing are kept (they become errors)."""
+    reading = read_dataset(root, "competition", split="test", check_images=False, duplicates="keep")
+    by_id = {r.id: r for r in reading.records}
+    import pandas as pd
+
+    ids = [str(i) for i in pd.read_csv(Path(root) / "test.csv")["id"]]
+    return [Item(by_id[i].path, i) if i in by_id else Item(Path(root) / i, i) for i in ids]
+
+
+def manifest_items(csv_path: str | Path) -> list[Item]:
+    import pandas as pd
+
+    df = pd.read_csv(csv_path)
+    if "path" not in df.columns:
+        raise ValueError(f"{csv_path}: a manifest needs a 'path' column")
+    base = Path(csv_path).parent
+    ids = df["id"].astype(str) if "id" in df.columns else [None] * len(df)
+    return [Item(Path(p) if Path(p).is_absolute() else base / p, i) for p, i in zip(df["path"], ids, strict=True)]
+
+
+def _load(item: Item) -> tuple[Item, np.ndarray | None, str]:
+    try:
+        return item, load_image(item.path), ""
+    except ImageError as e:
+        return item, None, str(e)
+
+
+def run_predictions(
+    predictor: Predictor,
+    items: list[Item],
+    detect: bool = True,
+    single: bool = False,
+    chunk: int = 32,
+    progress: bool = True,
+) -> Iterator[FileResult]:
+    """Yield one :class:`FileResult` per item, in order. ``single``: exactly one face per file (the best
+    detection, else the whole image), for outputs that need one row per input."""
+    with ThreadPoolExecutor(max_workers=2) as pool, tqdm(total=len(items), desc="images", disable=not progress,
+                                                         unit="img") as bar:
+        for start in range(0, len(items), chunk):
+            loaded = list(pool.map(_load, items[start : start + chunk]))
+            good = [(it, img) for it, img, _ in loaded if img is not None]
+            faces_per = predictor.predict_batch([img for _, img in good], detect=detect) if good else []
+            faces_iter = iter(faces_per)
+            for it, img, err in loaded:
+                if img is None:
+                    yield FileResult(str(it.path), it.id, "error", err)
+                    continue
+                faces = next(faces_iter)
+                if single:
+                    ok = [f for f in faces if f.status == "ok"]
+                    if ok:
+                        faces = [max(ok, key=lambda f: (f.box[2] - f.box[0]) if f.box else 0)]
+                    else:
+                        faces = predictor.predict(img, detect=False)
+                        faces[0].message = "no usable face detected: the whole image was used"
+                if not any(f.status == "ok" for f in faces):
+                    msg = "no face found" if not faces else "; ".join(f.message for f in faces)
+                    yield FileResult(str(it.path), it.id, "no_face", msg, faces)
+                else:
+                    yield FileResult(str(it.path), it.id, "ok", "", faces)
+            bar.update(len(loaded))
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write via a temporary file and rename, so a crash never leaves a half-written output."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+FACE_COLUMNS = ["age", "age_low", "age_high", "gender", "gender_probability", "status", "box"]
+
+
+def to_csv(results: list[FileResult]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "id", "file_status", "face", *FACE_COLUMNS, "message"])
+    for r in results:
+        if not r.faces:
+            w.writerow([r.path, r.id or "", r.status, "", *[""] * len(FACE_COLUMNS), r.message])
+        for i, f in enumerate(r.faces):
+            box = " ".join(f"{v:g}" for v in f.box) if f.box else ""
+            w.writerow([r.path, r.id or "", r.status, i, f.age, f.age_low, f.age_high, f.gender,
+                        f.gender_probability, f.status, box, f.message or r.message])
+    return buf.getvalue()
+
+
+def to_json(results: list[FileResult]) -> str:
+    return json.dumps([r.to_dict() for r in results], indent=2) + "\n"
+
+
+def to_submission(results: list[FileResult]) -> str:
+    """``id,age,gender`` with gender 0 = male, 1 = female; one row per input row, in input order."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["id", "age", "gender"])
+    for r in results:
+        ok = [f for f in r.faces if f.age is not None]
+        if ok:
+            w.writerow([r.id, round(ok[0].age, 2), int(ok[0].gender == "female")])
+        else:
+            w.writerow([r.id, FALLBACK_AGE, 0])
+    return buf.getvalue()
+
+
+def to_table(results: list[FileResult]) -> str:
+    lines = [f"{'file':<40} {'face':>4} {'age':>6} {'80% interval':>13} {'gender':>7} {'p':>6}  status"]
+    for r in results:
+        name = Path(r.path).name[-40:]
+        if not r.faces:
+            lines.append(f"{name:<40} {'-':>4} {'':>6} {'':>13} {'':>7} {'':>6}  {r.status}: {r.message}")
+        for i, f in enumerate(r.faces):
+            if f.age is None:
+                lines.append(f"{name:<40} {i:>4} {'':>6} {'':>13} {'':>7} {'':>6}  {f.status}: {f.message}")
+                continue
+            iv = f"{f.age_low:.0f}-{f.age_high:.0f}" if f.age_low is not None else "-"
+            lines.append(f"{name:<40} {i:>4} {f.age:>6.1f} {iv:>13} {f.gender:>7} {f.gender_probability:>6.2f}  ok")
+    return "\n".join(lines)
+
+
+def summarize(results: list[FileResult]) -> str:
+    c = Counter(r.status for r in results)
+    faces = sum(1 for r in results for f in r.faces if f.status == "ok")
+    return (f"{len(results)} files: {c.get('ok', 0)} ok, {c.get('no_face', 0)} without a usable face, "
+            f"{c.get('error', 0)} unreadable; {faces} faces estimated")

@@ -1,0 +1,77 @@
+"""``agegender evaluate``: every metric, overall and per slice, for any model on any labelled data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from agegender.data.dataset import decode_all
+from agegender.data.readers import read_dataset
+from agegender.data.records import DataError
+from agegender.data.splits import split_records
+from agegender.inference.engine import TorchEngine, load_net, predict_crops
+from agegender.metrics import compute_metrics, compute_slices
+
+
+def _default_split_file(model: str | Path | None, meta: dict) -> Path | None:
+    if model is None:
+        return None
+    model = Path(model)
+    for cand in (model / "split.json", model.parent / "split.json", model.parent.parent / "split.json"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def evaluate_model(
+    model: str | Path | None,
+    data: str | Path,
+    fmt: str = "auto",
+    split: str = "test",
+    split_file: str | Path | None = None,
+    batch_size: int = 128,
+    tta: bool = False,
+    report_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    net, meta = load_net(model)
+    reading = read_dataset(data, fmt, progress=progress)
+    records = [r for r in reading.records if r.labelled]
+    if not records:
+        raise DataError(f"{data}: no labelled images to evaluate on")
+    if split != "all":
+        split_file = split_file or _default_split_file(model, meta)
+        if split_file is None:
+            print(f"note: no split file given or found next to the model; using a fresh split of {data}")
+        records = split_records(records, split_file)[split]
+        if not records:
+            raise DataError(f"the {split} split of {data} is empty")
+    engine = TorchEngine(net)
+    crops = decode_all(records, net.input_size, progress)
+    age, std, pf = predict_crops(engine, list(crops), batch_size, tta, progress)
+    at = np.array([r.age for r in records])
+    gt = np.array([r.gender for r in records])
+    gp = (pf >= 0.5).astype(int)
+    result = {
+        "model": str(model) if model else "default",
+        "data": str(data),
+        "split": split,
+        "split_file": str(split_file) if split_file else None,
+        "tta": tta,
+        "overall": compute_metrics(at, age, gt, gp),
+        "slices": compute_slices(at, age, gt, gp, [r.race for r in records]),
+        "read_report": reading.report.to_dict(),
+    }
+    if report_dir is not None:
+        from agegender.inference.report import write_report
+
+        preds = {"age_true": at, "age_pred": age, "age_std": std, "gender_true": gt, "p_female": pf,
+                 "race": [r.race for r in records], "paths": [str(r.path) for r in records]}
+        write_report(result, preds, Path(report_dir))
+    return result
+
+
+def save_result(result: dict, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(result, indent=2) + "\n")

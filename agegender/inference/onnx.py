@@ -1,0 +1,50 @@
+"""ONNX export and an ONNX Runtime engine: the fast CPU path, checked against PyTorch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agegender.inference.engine import Predictions, Preprocessor
+from agegender.models.model import AgeGenderNet, InferenceNet
+
+ONNX_FILE = "model.onnx"
+OUTPUT_NAMES = ["age", "age_std", "p_female"]
+
+
+def export_onnx(net: AgeGenderNet, path: str | Path, opset: int = 17) -> Path:
+    """Export the inference graph (image batch -> age, age_std, p_female) with a dynamic batch axis."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = InferenceNet(net.eval().to(memory_format=torch.contiguous_format)).eval()
+    x = torch.zeros(1, 3, net.input_size, net.input_size)
+    tmp = path.with_suffix(".onnx.tmp")
+    torch.onnx.export(
+        wrapper, (x,), str(tmp), input_names=["image"], output_names=OUTPUT_NAMES, opset_version=opset,
+        dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}}, dynamo=False,
+    )
+    tmp.replace(path)
+    return path
+
+
+class OnnxEngine:
+    """Runs ``model.onnx`` with ONNX Runtime on the CPU; same interface as :class:`TorchEngine`."""
+
+    name = "onnx"
+
+    def __init__(self, path: str | Path, input_size: int, mean, std, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.pre = Preprocessor(input_size, mean, std)
+
+    def run(self, batch: np.ndarray) -> Predictions:
+        age, std, pf = self.session.run(OUTPUT_NAMES, {"image": np.ascontiguousarray(batch, dtype=np.float32)})
+        return age, std, pf

@@ -1,0 +1,163 @@
+"""The Python API: ``Predictor.load()`` then ``predict(image)`` -> one result per face."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agegender.data.images import load_image
+from agegender.inference.engine import TorchEngine, load_net, predict_crops
+from agegender.models.folder import DEFAULT_MODEL_DIR
+
+#: Age intervals are central 80% intervals of the predicted age distribution (normal approximation).
+INTERVAL_LEVEL = 0.8
+_Z = 1.2815515655446004
+
+
+@dataclass
+class FaceResult:
+    """One face: where it is, whether it was usable, and the estimates (JSON-serialisable via to_dict)."""
+
+    status: str  # ok | too_small | blurry
+    age: float | None = None
+    age_low: float | None = None
+    age_high: float | None = None
+    age_std: float | None = None
+    gender: str | None = None  # male | female
+    gender_probability: float | None = None  # probability of the predicted gender
+    p_female: float | None = None
+    box: list[float] | None = None  # x1, y1, x2, y2 in the photo; None when the whole image is the face
+    score: float | None = None
+    landmarks: list[list[float]] | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def label(self) -> str:
+        if self.age is None:
+            return self.status.replace("_", " ")
+        spread = f" ± {round(self.age_std)}" if self.age_std is not None else ""
+        return f"{'F' if self.gender == 'female' else 'M'}, {round(self.age)}{spread}"
+
+
+def _result(age: float, std: float, pf: float, **where: Any) -> FaceResult:
+    has_std = not math.isnan(std)
+    female = pf >= 0.5
+    return FaceResult(
+        status="ok",
+        age=round(float(age), 2),
+        age_std=round(float(std), 2) if has_std else None,
+        age_low=round(max(0.0, float(age - _Z * std)), 2) if has_std else None,
+        age_high=round(float(age + _Z * std), 2) if has_std else None,
+        gender="female" if female else "male",
+        gender_probability=round(float(pf if female else 1 - pf), 4),
+        p_female=round(float(pf), 4),
+        **where,
+    )
+
+
+class Predictor:
+    """Detects faces, aligns them to the training framing and estimates age and gender.
+
+    >>> from agegender import Predictor
+    >>> faces = Predictor.load().predict("photo.jpg")      # doctest: +SKIP
+    >>> faces[0].age, faces[0].gender                      # doctest: +SKIP
+    """
+
+    def __init__(self, engine, config: dict | None = None, detector: Any = "auto", tta: bool = False,
+                 min_face_size: float | None = None, blur_threshold: float | None = None) -> None:
+        self.engine = engine
+        self.config = config or {}
+        self._detector_spec = detector
+        self._detector = None
+        self.tta = tta
+        self.min_face_size = min_face_size
+        self.blur_threshold = blur_threshold
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, backend: str = "auto", detector: Any = "auto",
+             tta: bool = False, threads: int | None = None, **kwargs: Any) -> Predictor:
+        """Load a model folder (default: the shipped model). ``backend``: auto | torch | onnx."""
+        folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
+        net, config = load_net(folder if path is not None or folder.exists() else None)
+        engine: Any
+        onnx_file = folder / "model.onnx"
+        if backend == "onnx" or (backend == "auto" and onnx_file.is_file() and not str(folder).endswith(".ckpt")):
+            from agegender.inference.onnx import OnnxEngine, export_onnx
+
+            if not onnx_file.is_file():
+                onnx_file = export_onnx(net, Path(_tmp_dir()) / "model.onnx")
+            engine = OnnxEngine(onnx_file, net.input_size, net.mean, net.std, threads)
+        elif backend in ("torch", "auto"):
+            engine = TorchEngine(net, threads)
+        else:
+            raise ValueError(f"backend must be auto, torch or onnx, got {backend!r}")
+        return cls(engine, config, detector, tta, **kwargs)
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from agegender.faces import create_detector
+
+            spec = self._detector_spec
+            self._detector = create_detector(spec) if isinstance(spec, str) else spec
+        return self._detector
+
+    def _faces(self, image: np.ndarray) -> list:
+        from agegender.faces import extract_faces
+
+        kw = {}
+        if self.min_face_size is not None:
+            kw["min_face_size"] = self.min_face_size
+        if self.blur_threshold is not None:
+            kw["blur_threshold"] = self.blur_threshold
+        return extract_faces(image, self.detector, **kw)
+
+    def predict(self, image: Any, detect: bool = True) -> list[FaceResult]:
+        """Faces in one image (path, bytes, PIL image or RGB array); ``detect=False``: image is a face crop."""
+        return self.predict_batch([image], detect=detect)[0]
+
+    def predict_batch(self, images: Sequence[Any], detect: bool = True, batch_size: int = 64) -> list[list[FaceResult]]:
+        """Like :meth:`predict` for many images; face crops from all images share batches."""
+        crops: list[np.ndarray] = []
+        owners: list[tuple[int, dict]] = []
+        results: list[list[FaceResult | None]] = []
+        for i, image in enumerate(images):
+            arr = load_image(image)
+            if not detect:
+                crops.append(arr)
+                owners.append((i, {}))
+                results.append([None])
+                continue
+            faces = self._faces(arr)
+            slots: list[FaceResult | None] = []
+            for face in faces:
+                det = face.detection
+                where = {
+                    "box": [round(float(v), 1) for v in det.box],
+                    "score": round(float(det.score), 4),
+                    "landmarks": None if det.landmarks is None else np.round(det.landmarks.astype(float), 1).tolist(),
+                }
+                if face.ok:
+                    crops.append(face.crop)
+                    owners.append((i, where))
+                    slots.append(None)
+                else:
+                    slots.append(FaceResult(status=face.status, message=face.message, **where))
+            results.append(slots)
+        age, std, pf = predict_crops(self.engine, crops, batch_size, self.tta)
+        filled = iter(_result(a, s, p, **where) for (_, where), a, s, p in zip(owners, age, std, pf, strict=True))
+        return [[slot if slot is not None else next(filled) for slot in slots] for slots in results]
+
+
+def _tmp_dir() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="agegender-onnx-")
