@@ -138,7 +138,8 @@ def _load_extra_commands() -> None:
             if e.name == mod:
                 continue
             raise
-        _EXTRA_COMMANDS.append(m.add_parser)
+        if m.add_parser not in _EXTRA_COMMANDS:  # main() may run more than once in a process
+            _EXTRA_COMMANDS.append(m.add_parser)
 
 
 def main(argv: list[str] | None = None) -> int:

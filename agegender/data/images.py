@@ -46,8 +46,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     img = ImageOps.exif_transpose(img) or img
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
-        hi = arr.max() if arr.size else 1.0
-        img = Image.fromarray((arr / (hi if hi > 255 else 255.0) * 255).clip(0, 255).astype(np.uint8))
+        # 16-bit data maps 0..65535 onto 0..255; 8-bit data stored in a wider mode stays as it is.
+        scale = 257.0 if arr.size and arr.max() > 255 else 1.0
+        img = Image.fromarray((arr / scale).clip(0, 255).astype(np.uint8))
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

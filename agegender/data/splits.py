@@ -47,19 +47,21 @@ def compute_split(
 ) -> dict[str, str]:
     """Map each content digest to 'train', 'val' or 'test', stratified by age band and gender.
 
-    Identical files share a digest and therefore a side; the stratum of a group is that of its first copy.
+    Identical files share a digest and therefore a side; the stratum of a group is the smallest of its
+    copies' strata, so that copies with different labels cannot make the split depend on record order.
     Within a stratum groups are ordered by digest, which is a fixed pseudo-random order.
     """
     if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
         raise DataError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
-    strata: dict[str, set[str]] = defaultdict(set)
-    first_seen: dict[str, str] = {}
+    stratum_of: dict[str, str] = {}
     for r in records:
         if r.digest is None:
             raise DataError(f"{r.path}: record has no content digest; read it with read_dataset()")
-        if r.digest not in first_seen:
-            first_seen[r.digest] = _stratum(r)
-            strata[first_seen[r.digest]].add(r.digest)
+        s = _stratum(r)
+        stratum_of[r.digest] = min(stratum_of.get(r.digest, s), s)
+    strata: dict[str, set[str]] = defaultdict(set)
+    for digest, s in stratum_of.items():
+        strata[s].add(digest)
     assignment: dict[str, str] = {}
     for key in sorted(strata):
         digests = sorted(strata[key])
@@ -95,10 +97,13 @@ def load_split(path: str | Path) -> tuple[dict[str, str], tuple[float, ...]]:
     path = Path(path)
     try:
         payload = json.loads(path.read_text())
-        return payload["assignment"], tuple(payload["fractions"])
+        assignment, fractions = payload["assignment"], tuple(payload["fractions"])
+        if not isinstance(assignment, dict) or not set(assignment.values()) <= set(SPLIT_NAMES):
+            raise TypeError(f"'assignment' must map digests to {', '.join(SPLIT_NAMES)}")
+        return assignment, fractions
     except FileNotFoundError:
         raise DataError(f"split file {path} does not exist") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
         raise DataError(f"split file {path} is not a valid split file ({e})") from None
 
 

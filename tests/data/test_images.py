@@ -1,0 +1,190 @@
+"""Image decoding: odd modes become RGB uint8, EXIF rotation applied, every input kind, clear errors."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from agegender.data.images import ImageError, check_image, decode_image, digest_bytes, load_image
+
+
+def _encode(img: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def _check_rgb(arr: np.ndarray, shape: tuple[int, int]) -> None:
+    assert arr.dtype == np.uint8
+    assert arr.shape == (*shape, 3)
+
+
+def test_grayscale() -> None:
+    gray = np.full((6, 9), 77, np.uint8)
+    gray[0, 0] = 200
+    out = decode_image(_encode(Image.fromarray(gray, "L")))
+    _check_rgb(out, (6, 9))
+    assert out[1, 1].tolist() == [77, 77, 77]
+    assert out[0, 0].tolist() == [200, 200, 200]
+
+
+def test_rgba_composited_on_white() -> None:
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[0, 0] = (255, 0, 0, 255)  # opaque red
+    rgba[0, 1] = (255, 0, 0, 0)  # fully transparent: white background
+    rgba[0, 2] = (0, 0, 0, 128)  # half-transparent black: mid grey
+    out = decode_image(_encode(Image.fromarray(rgba, "RGBA")))
+    _check_rgb(out, (4, 4))
+    assert out[0, 0].tolist() == [255, 0, 0]
+    assert out[0, 1].tolist() == [255, 255, 255]
+    assert np.all(np.abs(out[0, 2].astype(int) - 127) <= 2)
+
+
+def test_la_composited() -> None:
+    la = Image.merge("LA", (Image.new("L", (3, 3), 10), Image.new("L", (3, 3), 0)))
+    out = decode_image(_encode(la))
+    assert out[1, 1].tolist() == [255, 255, 255]
+
+
+def test_16bit_png_scaled_to_uint8() -> None:
+    arr = np.array([[0, 32768, 65535, 1000]], dtype=np.uint16)
+    data = _encode(Image.fromarray(arr))
+    assert Image.open(io.BytesIO(data)).mode.startswith("I")  # really a 16-bit image
+    out = decode_image(data)
+    _check_rgb(out, (1, 4))
+    assert out[0, 0, 0] == 0
+    assert out[0, 2, 0] == 255
+    assert abs(int(out[0, 1, 0]) - 127.5) <= 1  # half of full scale
+    assert abs(int(out[0, 3, 0]) - 1000 / 65535 * 255) <= 1
+    assert np.all(out[..., 0] == out[..., 2])
+
+
+def test_cmyk_jpeg() -> None:
+    data = _encode(Image.new("CMYK", (10, 6), (0, 255, 255, 0)), "JPEG", quality=95)
+    assert Image.open(io.BytesIO(data)).mode == "CMYK"
+    out = decode_image(data)
+    _check_rgb(out, (6, 10))
+    r, g, b = out[3, 5].astype(int)
+    assert r > 230 and g < 30 and b < 30  # cyan 0, magenta and yellow full: red
+
+
+def test_exif_orientation_applied() -> None:
+    pixels = np.zeros((10, 20, 3), np.uint8)
+    pixels[:, :4] = 255  # a white band on the left of the stored image
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation 6: display rotated 90 degrees clockwise
+    data = _encode(Image.fromarray(pixels), "JPEG", exif=exif, quality=95)
+    out = decode_image(data)
+    _check_rgb(out, (20, 10))  # rotated: height and width swapped
+    assert out[:3].mean() > 200  # the left band is now on top
+    assert out[-10:].mean() < 30
+    assert check_image(data) == (20, 10)  # the cheap check reports the stored size
+
+
+def test_palette_png() -> None:
+    pal = Image.new("P", (5, 3), 1)
+    pal.putpalette([0, 0, 0, 10, 200, 30] + [0] * (256 * 3 - 6))
+    out = decode_image(_encode(pal))
+    _check_rgb(out, (3, 5))
+    assert out[1, 1].tolist() == [10, 200, 30]
+
+
+def test_palette_png_with_transparency() -> None:
+    pal = Image.new("P", (5, 3), 1)
+    pal.putpalette([0, 0, 0, 10, 200, 30] + [0] * (256 * 3 - 6))
+    out = decode_image(_encode(pal, transparency=1))
+    assert out[1, 1].tolist() == [255, 255, 255]
+
+
+# ---------------------------------------------------------------- load_image
+
+
+@pytest.fixture
+def rgb() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (7, 5, 3), dtype=np.uint8)
+
+
+def test_load_image_path_and_bytes(tmp_path: Path, rgb: np.ndarray) -> None:
+    path = tmp_path / "x.png"
+    Image.fromarray(rgb).save(path)
+    for source in (path, str(path), path.read_bytes(), bytearray(path.read_bytes())):
+        assert np.array_equal(load_image(source), rgb)
+
+
+def test_load_image_pil(rgb: np.ndarray) -> None:
+    assert np.array_equal(load_image(Image.fromarray(rgb)), rgb)
+    out = load_image(Image.new("L", (3, 2), 9))
+    _check_rgb(out, (2, 3))
+    assert out.max() == 9 and out.min() == 9
+    assert load_image(Image.new("RGBA", (2, 2), (0, 0, 0, 0)))[0, 0].tolist() == [255, 255, 255]
+
+
+def test_load_image_numpy(rgb: np.ndarray) -> None:
+    out = load_image(rgb)
+    assert np.array_equal(out, rgb) and out.dtype == np.uint8
+    floats = np.zeros((2, 2, 3), np.float32)
+    floats[0, 0] = (1.0, 0.5, 0.0)
+    out = load_image(floats)
+    assert out.dtype == np.uint8 and out[0, 0].tolist() == [255, 127, 0]
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    out = load_image(gray)
+    _check_rgb(out, (3, 4))
+    assert all(np.array_equal(out[..., c], gray) for c in range(3))
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    out = load_image(rgba)
+    assert out.shape == (7, 5, 3) and np.array_equal(out, rgb) and out.flags.c_contiguous
+    out = load_image(np.full((2, 2, 3), 65535, np.uint16))
+    assert out.dtype == np.uint8 and out.max() == 255
+
+
+def test_load_image_numpy_bad_shape() -> None:
+    with pytest.raises(ImageError, match="shape"):
+        load_image(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ImageError, match="shape"):
+        load_image(np.zeros((2, 4, 4, 3), np.uint8))
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="file not found") as err:
+        load_image(tmp_path / "nope.jpg")
+    assert "nope.jpg" in str(err.value)
+
+
+def test_directory(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="is a directory"):
+        load_image(tmp_path)
+
+
+def test_not_an_image(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="not a readable image"):
+        load_image(b"this is plain text, not an image")
+    path = tmp_path / "fake.jpg"
+    path.write_bytes(np.random.default_rng(1).bytes(500))
+    with pytest.raises(ImageError, match="fake.jpg: not a readable image"):
+        load_image(path)
+    with pytest.raises(ImageError, match="empty file"):
+        load_image(b"")
+    assert issubclass(ImageError, ValueError)
+
+
+def test_truncated_jpeg() -> None:
+    noise = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    data = _encode(Image.fromarray(noise), "JPEG")
+    cut = data[: len(data) // 2]
+    with pytest.raises(ImageError, match="could not decode"):
+        decode_image(cut)
+    with pytest.raises(ImageError, match="could not decode"):
+        check_image(cut)
+
+
+def test_digest_bytes() -> None:
+    assert digest_bytes(b"abc") == digest_bytes(b"abc")
+    assert digest_bytes(b"abc") != digest_bytes(b"abd")
+    assert len(digest_bytes(b"")) == 32
