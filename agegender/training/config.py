@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -102,6 +103,9 @@ class Recipe:
         return Path(self.train.output_dir.format(name=self.name))
 
 
+_YAML11_EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
 def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -114,7 +118,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise RecipeError(f"{key}: expected a mapping, got {value!r}")
         return _build(tp, value, key)
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
+        # Try the member matching the value's own type first, so ``float | int`` keeps 1 an int (1 batch, not 100%).
+        args = sorted(typing.get_args(tp), key=lambda a: a is not type(value))
         if value is None and type(None) in args:
             return None
         errors = []
@@ -140,6 +145,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise RecipeError(f"{key}: expected true or false, got {value!r}")
     if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str) and _YAML11_EXPONENT.match(value):
+        return float(value)  # PyYAML (YAML 1.1) reads 1e-4 as a string: only 1.0e-4 is a float there
     if tp is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if tp is str and isinstance(value, str):

@@ -45,6 +45,11 @@ class AgeGenderModule(L.LightningModule):
             freeze_batchnorm_stats(self.net)
         return self
 
+    def on_train_epoch_start(self) -> None:
+        # Lightning never calls .train() itself (validation restores the modes it captured), so a fresh module
+        # would train with every BatchNorm in training mode: apply the override here.
+        self.train()
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net(x)
 

@@ -11,6 +11,7 @@ import lightning as L
 import torch
 import yaml
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.utilities import rank_zero_only
 
 from agegender.models.folder import save_model_folder
 from agegender.training.config import Recipe
@@ -36,6 +37,17 @@ def last_checkpoint(out_dir: Path) -> Path | None:
     return p if p.is_file() else None
 
 
+@rank_zero_only
+def _keep_previous_metrics(log_dir: Path) -> None:
+    """Lightning's CSV logger deletes an existing metrics.csv: on resume keep it as metrics.partN.csv."""
+    old = log_dir / "metrics.csv"
+    if old.is_file():
+        n = 1
+        while (log_dir / f"metrics.part{n}.csv").exists():
+            n += 1
+        old.rename(log_dir / f"metrics.part{n}.csv")
+
+
 def fit(recipe: Recipe, resume: bool = False) -> dict:
     """Train ``recipe``; with ``resume`` continue from ``<output_dir>/checkpoints/last.ckpt``.
 
@@ -50,6 +62,8 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
     ckpt_path = last_checkpoint(out_dir) if resume else None
     if resume and ckpt_path is None:
         print(f"--resume: no checkpoint in {out_dir / 'checkpoints'}, starting from scratch", file=sys.stderr)
+    if ckpt_path is not None:
+        _keep_previous_metrics(out_dir / "logs")
     (out_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
 
     module = _module_from(recipe)
@@ -59,9 +73,15 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch:02d}", monitor="val/score", mode="max",
                               save_top_k=1, save_last=False)
     # A separate "last" checkpoint every N steps and at each epoch end, so a killed run resumes mid-epoch.
+    # Lightning makes step and epoch triggers mutually exclusive in one callback: two callbacks, one file.
     last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=tc.checkpoint_every_n_steps,
                               save_top_k=1, save_on_train_epoch_end=True, enable_version_counter=False)
-    callbacks = [best_cb, last_cb, LearningRateMonitor("epoch")]
+    epoch_last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_epochs=1, save_top_k=1,
+                                    save_on_train_epoch_end=True, enable_version_counter=False)
+    loggers = build_loggers(tc.loggers, out_dir, recipe.name)
+    callbacks = [best_cb, last_cb, epoch_last_cb]
+    if loggers:  # LearningRateMonitor refuses to run without a logger (train.loggers=[])
+        callbacks.append(LearningRateMonitor("epoch"))
     if tc.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     if tc.early_stopping:
@@ -74,7 +94,7 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
         strategy=tc.strategy,
         precision=resolve_precision(tc.precision, tc.accelerator),
         callbacks=callbacks,
-        logger=build_loggers(tc.loggers, out_dir, recipe.name) or False,
+        logger=loggers or False,
         default_root_dir=str(out_dir),
         enable_progress_bar=tc.progress,
         limit_train_batches=tc.limit_train_batches,
