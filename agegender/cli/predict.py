@@ -34,6 +34,13 @@ def add_parser(sub) -> None:
     e.add_argument("--check", action="store_true", help="compare the export with PyTorch on random inputs")
     e.set_defaults(func=cmd_export)
 
+    k = sub.add_parser("package", help="make a finished run into a model folder with ONNX and a model card")
+    k.add_argument("run", help="run folder (with model/, split.json)")
+    k.add_argument("--data", required=True, help="the labelled data it was trained on (for the test metrics)")
+    k.add_argument("--output", required=True, help="model folder to write (e.g. agegender/models/default)")
+    k.add_argument("--report", help="also write the evaluation report (plots) here")
+    k.set_defaults(func=cmd_package)
+
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from agegender.inference import batch
@@ -100,5 +107,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.check:
         from agegender.inference.compare import compare_backends
 
-        print(compare_backends(net, out, args.format))
+        result = compare_backends(net, out, args.format)
+        print(result)
+        if not result["ok"]:
+            print(f"error: {out} does not match PyTorch within {result['tolerance']}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_package(args: argparse.Namespace) -> int:
+    from agegender.metrics import format_metrics
+    from agegender.training.package import package_run
+
+    result = package_run(args.run, args.data, args.output, args.report)
+    print(f"wrote {args.output}: test {format_metrics(result['overall'])}")
     return 0

@@ -8,7 +8,7 @@ import glob
 import io
 import json
 import os
-import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +19,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agegender.data.images import IMAGE_EXTENSIONS, ImageError, load_image
-from agegender.data.readers import read_dataset
+from agegender.data.readers import _id_resolver
+from agegender.data.records import DataError
 from agegender.inference.predictor import FaceResult, Predictor
 
 FALLBACK_AGE = 30.0  # used only where a row must be written but no estimate was possible (reported)
@@ -55,20 +56,31 @@ def collect_inputs(inputs: Iterable[str], recursive: bool = False) -> list[Item]
         elif p.exists():
             items.append(Item(p))
         elif any(c in spec for c in "*?["):
-            items += [Item(Path(q)) for q in sorted(glob.glob(spec, recursive=True)) if Path(q).is_file()]
+            matches = [Item(Path(q)) for q in sorted(glob.glob(spec, recursive=True)) if Path(q).is_file()]
+            items += matches or [Item(p)]  # a pattern matching nothing is reported, like a missing file
         else:
             items.append(Item(p))  # reported as "file not found", not silently skipped
     return items
 
 
 def competition_items(root: str | Path) -> list[Item]:
-    """Rows of ``test.csv`` in input order; rows whose image is missing are kept (they become errors)."""
-    reading = read_dataset(root, "competition", split="test", check_images=False, duplicates="keep")
-    by_id = {r.id: r for r in reading.records}
+    """Rows of ``test.csv`` in input order; rows whose image is missing are kept (they become errors).
+
+    Ids are read as text, exactly as written: "007" must stay "007" (not 7) in the file lookup and in
+    ``submission.csv``.
+    """
     import pandas as pd
 
-    ids = [str(i) for i in pd.read_csv(Path(root) / "test.csv")["id"]]
-    return [Item(by_id[i].path, i) if i in by_id else Item(Path(root) / i, i) for i in ids]
+    root = Path(root)
+    csv_path = root / "test.csv"
+    if not csv_path.is_file():
+        found = sorted(p.name for p in root.glob("*.csv"))
+        raise DataError(f"{root}: competition layout needs test.csv (found: {found})")
+    df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    if "id" not in df.columns:
+        raise DataError(f"{csv_path}: needs an 'id' column (columns: {list(df.columns)})")
+    resolve = _id_resolver(root)
+    return [Item(resolve({"id": i}) or root / i, i) for i in df["id"]]
 
 
 def manifest_items(csv_path: str | Path) -> list[Item]:
@@ -130,7 +142,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write via a temporary file and rename, so a crash never leaves a half-written output."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not tempfile.mkstemp: its 0600 mode would survive the rename; 0666 here is reduced by the umask as usual.
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", newline="") as f:
             f.write(text)

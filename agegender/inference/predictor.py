@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -92,9 +93,12 @@ class Predictor:
         if backend == "onnx" or (backend == "auto" and onnx_file.is_file() and not str(folder).endswith(".ckpt")):
             from agegender.inference.onnx import OnnxEngine, export_onnx
 
-            if not onnx_file.is_file():
-                onnx_file = export_onnx(net, Path(_tmp_dir()) / "model.onnx")
-            engine = OnnxEngine(onnx_file, net.input_size, net.mean, net.std, threads)
+            if onnx_file.is_file():
+                engine = OnnxEngine(onnx_file, net.input_size, net.mean, net.std, threads)
+            else:  # export to a temporary file: ONNX Runtime holds the model in memory once the session exists
+                with tempfile.TemporaryDirectory(prefix="agegender-onnx-") as tmp:
+                    engine = OnnxEngine(export_onnx(net, Path(tmp) / "model.onnx"), net.input_size, net.mean,
+                                        net.std, threads)
         elif backend in ("torch", "auto"):
             engine = TorchEngine(net, threads)
         else:
@@ -155,9 +159,3 @@ class Predictor:
         age, std, pf = predict_crops(self.engine, crops, batch_size, self.tta)
         filled = iter(_result(a, s, p, **where) for (_, where), a, s, p in zip(owners, age, std, pf, strict=True))
         return [[slot if slot is not None else next(filled) for slot in slots] for slots in results]
-
-
-def _tmp_dir() -> str:
-    import tempfile
-
-    return tempfile.mkdtemp(prefix="agegender-onnx-")

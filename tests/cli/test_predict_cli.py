@@ -1,0 +1,160 @@
+"""``agegender predict`` (folders, json/csv, exit codes, the competition layout) and ``agegender benchmark speed``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.data import astronaut
+
+from agegender.cli.main import main
+from agegender.inference.batch import FALLBACK_AGE
+from agegender.models.folder import save_model_folder
+from agegender.models.model import ModelConfig, build_model
+
+#: The astronaut's face (x1, y1, x2, y2): crops around it stand in for UTKFace-like competition images.
+FACE = (178, 60, 268, 175)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_model_folder(build_model(ModelConfig(backbone="scratch_cnn", input_size=64)),
+                             tmp_path_factory.mktemp("cli") / "model")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two photos with one face each (PNG: lossless, so detection is exactly as on the array)."""
+    root = tmp_path_factory.mktemp("photos")
+    image = astronaut()
+    Image.fromarray(image).save(root / "astronaut.png")
+    Image.fromarray(np.ascontiguousarray(image[:, ::-1])).save(root / "mirrored.png")
+    return root
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _no_traceback(err: str) -> None:
+    assert "Traceback" not in err and "Error:" not in err.replace("error:", ""), err
+
+
+def test_predict_folder_json(model_dir: Path, photos: Path, tmp_path: Path, capsys) -> None:
+    out_file = tmp_path / "res" / "out.json"
+    code, out, err = _run(["predict", str(photos), "--model", str(model_dir), "--format", "json", "-o",
+                           str(out_file), "--quiet"], capsys)
+    assert code == 0, err
+    assert f"wrote {out_file}" in out
+    assert err.strip().splitlines()[-1] == "2 files: 2 ok, 0 without a usable face, 0 unreadable; 2 faces estimated"
+    data = json.loads(out_file.read_text())
+    assert [Path(r["path"]).name for r in data] == ["astronaut.png", "mirrored.png"]
+    for r in data:
+        assert r["status"] == "ok" and len(r["faces"]) == 1
+        face = r["faces"][0]
+        assert face["age_low"] <= face["age"] <= face["age_high"] and face["gender"] in ("male", "female")
+    assert not [p for p in out_file.parent.iterdir() if p.name != "out.json"]  # no temporary files left
+
+
+def test_predict_csv_with_bad_file(model_dir: Path, photos: Path, tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "broken.jpg"
+    bad.write_text("not a picture")
+    grey = tmp_path / "grey.png"
+    Image.fromarray(np.full((200, 200, 3), 128, dtype=np.uint8)).save(grey)
+    missing = tmp_path / "missing.jpg"
+    code, out, err = _run(["predict", str(photos / "astronaut.png"), str(bad), str(grey), str(missing),
+                           "--model", str(model_dir), "--format", "csv", "--quiet"], capsys)
+    assert code == 1
+    _no_traceback(err)
+    assert err.strip().splitlines()[-1] == "4 files: 1 ok, 1 without a usable face, 2 unreadable; 1 faces estimated"
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(Path(r["path"]).name, r["file_status"]) for r in rows] == [
+        ("astronaut.png", "ok"), ("broken.jpg", "error"), ("grey.png", "no_face"), ("missing.jpg", "error")]
+    assert float(rows[0]["age"]) > 0 and rows[0]["gender"] in ("male", "female") and rows[0]["box"]
+    assert "not a readable image" in rows[1]["message"] and "file not found" in rows[3]["message"]
+
+
+def test_predict_table_and_no_inputs(model_dir: Path, photos: Path, capsys) -> None:
+    code, out, err = _run(["predict", str(photos), "--model", str(model_dir), "--quiet"], capsys)
+    assert code == 0 and "astronaut.png" in out and "mirrored.png" in out
+    code, out, err = _run(["predict", "--model", str(model_dir)], capsys)
+    assert code == 2 and err.startswith("error: no input images")
+
+
+def _competition(root: Path, ids: list[str], missing: set[str]) -> None:
+    x1, y1, x2, y2 = FACE
+    crop = astronaut()[y1 - 30 : y2 + 25, x1 - 35 : x2 + 35]
+    (root / "images").mkdir(parents=True)
+    for k, i in enumerate(ids):
+        if i not in missing:
+            Image.fromarray(np.ascontiguousarray(crop if k % 2 else crop[:, ::-1])).save(root / "images" / f"{i}.jpg")
+    (root / "test.csv").write_text("id\n" + "\n".join(ids) + "\n")
+
+
+def test_predict_competition(model_dir: Path, tmp_path: Path, capsys) -> None:
+    ids = ["b12", "007", "a3", "010", "zz"]  # not sorted, with zero-padded ids that must survive as text
+    root = tmp_path / "comp"
+    _competition(root, ids, missing=set())
+    code, out, err = _run(["predict", "--competition", str(root), "--model", str(model_dir), "--no-detect",
+                           "--quiet"], capsys)
+    assert code == 0, err
+    sub = root / "submission.csv"
+    assert f"wrote {sub} (5 rows)" in out
+    rows = list(csv.DictReader(io.StringIO(sub.read_text())))
+    assert list(rows[0]) == ["id", "age", "gender"]
+    assert [r["id"] for r in rows] == ids
+    assert all(0 <= float(r["age"]) <= 100 and r["gender"] in ("0", "1") for r in rows)
+    assert sorted(p.name for p in root.iterdir()) == ["images", "submission.csv", "test.csv"]
+
+
+def test_predict_competition_missing_image(model_dir: Path, tmp_path: Path, capsys) -> None:
+    ids = ["3", "1", "2"]
+    root = tmp_path / "comp"
+    _competition(root, ids, missing={"1"})
+    out_file = tmp_path / "elsewhere" / "sub.csv"
+    code, out, err = _run(["predict", "--competition", str(root), "--model", str(model_dir), "--no-detect",
+                           "-o", str(out_file), "--quiet"], capsys)
+    assert code == 1
+    _no_traceback(err)
+    assert "1 unreadable" in err
+    rows = list(csv.reader(io.StringIO(out_file.read_text())))
+    assert [r[0] for r in rows[1:]] == ids  # every row written, the failed one too, in input order
+    assert float(rows[2][1]) == FALLBACK_AGE and rows[2][2] == "0"
+
+
+def test_predict_competition_without_test_csv(model_dir: Path, tmp_path: Path, capsys) -> None:
+    code, out, err = _run(["predict", "--competition", str(tmp_path), "--model", str(model_dir)], capsys)
+    assert code == 2
+    assert err.startswith("error:") and "test.csv" in err
+    _no_traceback(err)
+
+
+def test_benchmark_speed(model_dir: Path, tmp_path: Path, capsys) -> None:
+    threads = torch.get_num_threads()
+    out_json = tmp_path / "speed.json"
+    try:
+        code, out, err = _run(["benchmark", "speed", "--model", str(model_dir), "--repeats", "1", "--batch-size", "4",
+                               "--threads", "1", "--output", str(out_json)], capsys)
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0, err
+    result = json.loads(out_json.read_text())
+    assert result["machine"]["cpu_count"] == os.cpu_count()
+    assert result["batch_size"] == 4 and result["repeats"] == 1
+    assert set(result["backends"]) == {"torch", "onnx"}
+    for b in result["backends"].values():
+        assert b["input_size"] == 64
+        assert b["faces_per_s_batched"] > 0 and b["single_face_latency_ms"] > 0 and b["photos_per_s_end_to_end"] > 0
+    md = out_json.with_suffix(".md").read_text()
+    assert f"Speed on {os.cpu_count()} CPU cores" in md
+    assert "| torch |" in md and "| onnx |" in md
+    assert not (model_dir / "model.onnx").exists()  # the benchmark does not write into the model folder

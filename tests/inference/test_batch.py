@@ -1,0 +1,218 @@
+"""Prediction over many files: input collection, per-file statuses that never raise, outputs, atomic writes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.data import astronaut
+
+from agegender.data import images as images_module
+from agegender.faces import create_detector
+from agegender.inference import batch
+from agegender.inference.batch import (
+    FALLBACK_AGE,
+    FileResult,
+    Item,
+    atomic_write_text,
+    collect_inputs,
+    competition_items,
+    run_predictions,
+    to_csv,
+    to_json,
+    to_submission,
+    to_table,
+)
+from agegender.inference.predictor import FaceResult, Predictor
+from agegender.models.folder import save_model_folder
+from agegender.models.model import ModelConfig, build_model
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory: pytest.TempPathFactory) -> Predictor:
+    folder = save_model_folder(build_model(ModelConfig(backbone="scratch_cnn", input_size=64)),
+                               tmp_path_factory.mktemp("batch") / "model")
+    return Predictor.load(folder, backend="torch", detector=create_detector("auto"))
+
+
+def _save(path: Path, pixels: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One file per kind of input a user folder holds, good and bad."""
+    root = tmp_path_factory.mktemp("mixed")
+    files = {
+        "good": _save(root / "astronaut.png", astronaut()),  # lossless: exactly one face
+        "missing": root / "missing.jpg",
+        "text": root / "notes.jpg",
+        "tiny": _save(root / "one_pixel.png", np.full((1, 1, 3), 90, dtype=np.uint8)),
+        "huge": _save(root / "huge.png", np.full((600, 600, 3), 120, dtype=np.uint8)),
+        "no_face": _save(root / "grey.png", np.full((240, 320, 3), 128, dtype=np.uint8)),
+    }
+    files["text"].write_text("this is a text file, not a JPEG\n")
+    return files
+
+
+# ------------------------------------------------------------------------------------------- inputs
+
+
+def test_collect_inputs(tmp_path: Path) -> None:
+    for rel in ("b.jpg", "a.PNG", "c.txt", "sub/d.jpeg", "sub/deeper/e.webp"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+
+    def names(items: list[Item]) -> list[str]:
+        return [it.path.relative_to(tmp_path).as_posix() if it.path.is_absolute() else str(it.path)
+                for it in items]
+
+    # Folders: image extensions only (any case), sorted; sub-folders only when recursive.
+    assert names(collect_inputs([str(tmp_path)])) == ["a.PNG", "b.jpg"]
+    assert names(collect_inputs([str(tmp_path)], recursive=True)) == [
+        "a.PNG", "b.jpg", "sub/d.jpeg", "sub/deeper/e.webp"]
+    # Files are kept as given (even without an image extension: the user asked for them).
+    assert names(collect_inputs([str(tmp_path / "c.txt"), str(tmp_path / "b.jpg")])) == ["c.txt", "b.jpg"]
+    # Globs, including recursive ones.
+    assert names(collect_inputs([str(tmp_path / "*.jpg")])) == ["b.jpg"]
+    assert names(collect_inputs([str(tmp_path / "**" / "*.jp*g")])) == ["b.jpg", "sub/d.jpeg"]
+    # Missing paths stay, in place, to be reported as errors instead of vanishing.
+    missing = str(tmp_path / "nope.jpg")
+    items = collect_inputs([str(tmp_path / "b.jpg"), missing, str(tmp_path / "sub")])
+    assert names(items) == ["b.jpg", "nope.jpg", "sub/d.jpeg"]
+    assert all(it.id is None for it in items)
+    # A pattern that matches nothing is kept too (a typo must not shrink the output silently).
+    assert names(collect_inputs([str(tmp_path / "b.jpg"), str(tmp_path / "typo*.jpg")])) == ["b.jpg", "typo*.jpg"]
+
+
+# -------------------------------------------------------------------------------------- predictions
+
+
+def test_run_predictions_statuses(predictor: Predictor, mixed: dict[str, Path], monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(images_module, "MAX_PIXELS", 300_000)  # refuses huge.png (360,000 px), not the others
+    order = ["good", "missing", "text", "good", "tiny", "huge", "no_face"]
+    items = [Item(mixed[k], f"id{i}") for i, k in enumerate(order)]
+    results = list(run_predictions(predictor, items, chunk=3, progress=False))
+    assert [r.path for r in results] == [str(mixed[k]) for k in order]
+    assert [r.id for r in results] == [f"id{i}" for i in range(len(order))]
+    assert [r.status for r in results] == ["ok", "error", "error", "ok", "no_face", "error", "no_face"]
+    by_kind = dict(zip(order, results, strict=True))
+    assert "file not found" in by_kind["missing"].message
+    assert "not a readable image" in by_kind["text"].message
+    assert "too large" in by_kind["huge"].message
+    assert by_kind["no_face"].message == "no face found" and by_kind["no_face"].faces == []
+    for r in (results[0], results[3]):
+        assert len(r.faces) == 1 and r.faces[0].status == "ok" and r.faces[0].box is not None
+    for r in results:
+        json.dumps(r.to_dict(), allow_nan=False)
+    # Every output format handles every status.
+    parsed = list(csv.DictReader(io.StringIO(to_csv(results))))
+    assert [row["file_status"] for row in parsed] == [r.status for r in results]
+    assert [r["status"] for r in json.loads(to_json(results))] == [r.status for r in results]
+    assert len(to_table(results).splitlines()) == len(results) + 1
+    assert batch.summarize(results).startswith("7 files: 2 ok, 2 without a usable face, 3 unreadable; 2 faces")
+
+
+def test_run_predictions_single(predictor: Predictor, mixed: dict[str, Path]) -> None:
+    order = ["good", "no_face", "tiny", "missing"]
+    results = list(run_predictions(predictor, [Item(mixed[k]) for k in order], single=True, progress=False))
+    assert [r.status for r in results] == ["ok", "ok", "ok", "error"]
+    for r in results[:3]:
+        assert len(r.faces) == 1 and r.faces[0].age is not None
+    assert results[0].faces[0].box is not None  # the detected face
+    for r in results[1:3]:  # no face found: the whole image was used, and the output says so
+        assert r.faces[0].box is None and "whole image" in r.faces[0].message
+
+
+def test_run_predictions_no_detect(predictor: Predictor, mixed: dict[str, Path]) -> None:
+    results = list(run_predictions(predictor, [Item(mixed["no_face"]), Item(mixed["text"])], detect=False,
+                                   progress=False))
+    assert [r.status for r in results] == ["ok", "error"]
+    assert len(results[0].faces) == 1 and results[0].faces[0].box is None
+
+
+def test_run_predictions_empty(predictor: Predictor) -> None:
+    assert list(run_predictions(predictor, [], progress=False)) == []
+
+
+# -------------------------------------------------------------------------------------- submissions
+
+
+def _face(age: float, gender: str) -> FaceResult:
+    return FaceResult("ok", age=age, age_std=3.0, gender=gender, gender_probability=0.9)
+
+
+def test_to_submission() -> None:
+    results = [
+        FileResult("a.jpg", "a", "ok", faces=[_face(34.567, "female")]),
+        FileResult("m.jpg", "m", "error", "m.jpg: file not found"),
+        FileResult("b.jpg", "b", "ok", faces=[_face(61.0, "male")]),
+        FileResult("t.jpg", "t", "no_face", "too small", faces=[FaceResult("too_small", message="too small")]),
+        FileResult("0.jpg", "007", "ok", faces=[_face(5.0, "female")]),
+    ]
+    rows = list(csv.reader(io.StringIO(to_submission(results))))
+    assert rows[0] == ["id", "age", "gender"]
+    assert [r[0] for r in rows[1:]] == ["a", "m", "b", "t", "007"]
+    assert [float(r[1]) for r in rows[1:]] == [34.57, FALLBACK_AGE, 61.0, FALLBACK_AGE, 5.0]
+    assert [r[2] for r in rows[1:]] == ["1", "0", "0", "0", "1"]
+
+
+def test_competition_items_keep_ids_and_order(tmp_path: Path) -> None:
+    ids = ["007", "3", "010", "42"]  # string ids, zero-padded ones included: they must survive as written
+    for i in ids[:-1]:
+        _save(tmp_path / "images" / f"{i}.jpg", np.full((20, 20, 3), 100, dtype=np.uint8))
+    (tmp_path / "test.csv").write_text("id\n" + "\n".join(ids) + "\n")
+    items = competition_items(tmp_path)
+    assert [it.id for it in items] == ids
+    assert [it.path.name for it in items[:-1]] == ["007.jpg", "3.jpg", "010.jpg"]
+    assert not items[-1].path.exists()  # missing image: kept, becomes an error row
+
+
+# ------------------------------------------------------------------------------------- atomic write
+
+
+def test_atomic_write_text_writes(tmp_path: Path) -> None:
+    out = tmp_path / "new" / "out.csv"
+    atomic_write_text(out, "a,b\n1,2\n")
+    assert out.read_text() == "a,b\n1,2\n"
+    assert os.listdir(out.parent) == ["out.csv"]
+    # Permissions as for any file the user writes (umask), not the private 0600 of a temporary file.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
+
+
+def test_atomic_write_text_keeps_old_content_when_replace_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    out = tmp_path / "out.json"
+    out.write_text("previous\n")
+
+    def broken_replace(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_text(out, "new content\n")
+    assert out.read_text() == "previous\n"
+    assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_atomic_write_text_keeps_old_content_when_write_fails(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    out.write_text("previous\n")
+
+    class NotText:
+        pass
+
+    with pytest.raises(TypeError):
+        atomic_write_text(out, NotText())  # type: ignore[arg-type]
+    assert out.read_text() == "previous\n"
+    assert os.listdir(tmp_path) == ["out.json"]

@@ -1,0 +1,222 @@
+"""The Python prediction API on real photos: the astronaut (one adult woman) and the group photo t1.jpg (six faces).
+
+The model is a tiny random ``scratch_cnn``: its estimates are meaningless, so these tests check the
+pipeline (inputs, detection, statuses, intervals, serialisation), never accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.data import astronaut
+
+from agegender.data.images import ImageError
+from agegender.faces import MIN_FACE_SIZE, create_detector
+from agegender.inference.predictor import FaceResult, Predictor
+from agegender.models.folder import save_model_folder
+from agegender.models.model import ModelConfig, build_model
+
+#: The astronaut's face as (x1, y1, x2, y2), checked by eye; detections must land within BOX_TOL px of it.
+ASTRONAUT_BOX = (178, 60, 268, 175)
+BOX_TOL = 20
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_model_folder(build_model(ModelConfig(backbone="scratch_cnn", input_size=64)),
+                             tmp_path_factory.mktemp("pred") / "model")
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return create_detector("auto")
+
+
+@pytest.fixture(scope="module")
+def predictor(model_dir: Path, detector) -> Predictor:
+    return Predictor.load(model_dir, backend="torch", detector=detector)
+
+
+@pytest.fixture(scope="module")
+def astro() -> np.ndarray:
+    return astronaut()
+
+
+def _check_ok(face: FaceResult) -> None:
+    assert face.status == "ok", face.message
+    assert isinstance(face.age, float) and 0 <= face.age <= 100
+    assert face.age_std is not None and face.age_std > 0
+    assert face.age_low <= face.age <= face.age_high
+    assert face.gender in {"male", "female"}
+    assert 0.5 <= face.gender_probability <= 1.0
+    p_female = face.p_female if face.gender == "female" else 1 - face.p_female
+    assert p_female == pytest.approx(face.gender_probability, abs=1e-3)
+
+
+def _check_astronaut(faces: list[FaceResult]) -> None:
+    assert len(faces) == 1, [f.to_dict() for f in faces]
+    face = faces[0]
+    _check_ok(face)
+    assert face.box is not None
+    assert np.abs(np.array(face.box) - ASTRONAUT_BOX).max() < BOX_TOL, face.box
+    assert face.score is not None and 0 < face.score <= 1
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_load_backends(model_dir: Path, detector, astro: np.ndarray, backend: str) -> None:
+    pred = Predictor.load(model_dir, backend=backend, detector=detector)
+    assert pred.engine.name == backend
+    _check_astronaut(pred.predict(astro))
+    # The ONNX backend exports a temporary model.onnx and leaves the user's folder untouched.
+    assert sorted(p.name for p in model_dir.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_onnx_backend_leaves_no_temporary_export(model_dir: Path, detector, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The temporary model.onnx is only needed to start the ONNX Runtime session: it must not pile up."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    pred = Predictor.load(model_dir, backend="onnx", detector=detector)
+    assert list(tmp_path.iterdir()) == []
+    assert len(pred.predict_batch([np.zeros((80, 80, 3), dtype=np.uint8)], detect=False)[0]) == 1
+
+
+def test_load_unknown_backend(model_dir: Path) -> None:
+    with pytest.raises(ValueError, match="backend"):
+        Predictor.load(model_dir, backend="tensorflow")
+
+
+def test_load_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        Predictor.load(tmp_path / "nowhere")
+
+
+# ------------------------------------------------------------------------------------------- inputs
+
+
+def test_predict_accepts_path_bytes_pil_and_array(predictor: Predictor, astro: np.ndarray, tmp_path: Path) -> None:
+    path = tmp_path / "astronaut.png"
+    Image.fromarray(astro).save(path)
+    inputs = {"path": path, "str": str(path), "bytes": path.read_bytes(), "pil": Image.fromarray(astro),
+              "array": astro}
+    results = {name: predictor.predict(x) for name, x in inputs.items()}
+    for faces in results.values():
+        _check_astronaut(faces)
+    # PNG is lossless: every way of passing the same pixels gives the same answer.
+    assert len({json.dumps([f.to_dict() for f in faces]) for faces in results.values()}) == 1
+
+
+def test_astronaut(predictor: Predictor, astro: np.ndarray) -> None:
+    faces = predictor.predict(astro)
+    _check_astronaut(faces)
+    assert faces[0].landmarks is not None and len(faces[0].landmarks) == 5
+    text = json.dumps([f.to_dict() for f in faces], allow_nan=False)
+    assert json.loads(text)[0]["status"] == "ok"
+
+
+def test_group_photo(predictor: Predictor, shared_dir: Path) -> None:
+    path = shared_dir / "data" / "wild" / "t1.jpg"
+    if not path.is_file():
+        pytest.skip(f"shared photo missing: {path}")
+    faces = predictor.predict(path)
+    assert len(faces) == 6
+    for face in faces:
+        _check_ok(face)
+    json.dumps([f.to_dict() for f in faces], allow_nan=False)
+
+
+def test_predict_batch_keeps_order(predictor: Predictor, astro: np.ndarray) -> None:
+    grey = np.full((300, 300, 3), 128, dtype=np.uint8)
+    out = predictor.predict_batch([astro, grey, astro], batch_size=1)
+    assert [len(faces) for faces in out] == [1, 0, 1]
+    _check_astronaut(out[0])
+    assert out[0][0].to_dict() == out[2][0].to_dict()
+
+
+def test_no_detect_uses_whole_image(predictor: Predictor, astro: np.ndarray) -> None:
+    x1, y1, x2, y2 = ASTRONAUT_BOX
+    faces = predictor.predict(astro[y1 - 20 : y2 + 20, x1 - 30 : x2 + 30], detect=False)
+    assert len(faces) == 1
+    _check_ok(faces[0])
+    assert faces[0].box is None and faces[0].landmarks is None
+
+
+def test_tiny_face_is_reported_not_estimated(predictor: Predictor, astro: np.ndarray) -> None:
+    # Shrink the photo so the face is ~30 px wide: found by the detector, but below MIN_FACE_SIZE.
+    scale = 30 / (ASTRONAUT_BOX[2] - ASTRONAUT_BOX[0])
+    small = cv2.resize(astro, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.full((400, 400, 3), 200, dtype=np.uint8)
+    canvas[100 : 100 + small.shape[0], 120 : 120 + small.shape[1]] = small
+    faces = predictor.predict(canvas)
+    assert len(faces) == 1, [f.to_dict() for f in faces]
+    face = faces[0]
+    assert face.status == "too_small"
+    assert face.age is None and face.gender is None and face.age_low is None
+    assert "too small" in face.message
+    assert face.box is not None and (face.box[2] - face.box[0]) < MIN_FACE_SIZE
+    assert face.label == "too small"
+    json.dumps(face.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (b"this is not an image", "not a readable image"),
+        (b"", "empty"),
+        (np.zeros((4, 4, 7), dtype=np.uint8), "shape"),
+        ("/definitely/not/here.jpg", "file not found"),
+    ],
+    ids=["text-bytes", "empty-bytes", "bad-array", "missing-file"],
+)
+def test_non_image_raises_image_error(predictor: Predictor, bad, message: str) -> None:
+    with pytest.raises(ImageError, match=message) as info:
+        predictor.predict(bad)
+    assert isinstance(info.value, ValueError)
+
+
+def test_text_file_with_image_extension(predictor: Predictor, tmp_path: Path) -> None:
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("hello")
+    with pytest.raises(ImageError, match=r"notes\.jpg: not a readable image"):
+        predictor.predict(fake)
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+def test_regression_head_results_are_json(tmp_path: Path, detector, astro: np.ndarray) -> None:
+    """A regression head has no spread: age_std and the interval are None (never NaN, which is not JSON)."""
+    net = build_model(ModelConfig(backbone="scratch_cnn", input_size=64, age_head="regression"))
+    pred = Predictor.load(save_model_folder(net, tmp_path / "reg"), backend="torch", detector=detector)
+    faces = pred.predict(astro)
+    assert len(faces) == 1 and faces[0].status == "ok"
+    face = faces[0]
+    assert isinstance(face.age, float)
+    assert face.age_std is None and face.age_low is None and face.age_high is None
+    json.dumps(face.to_dict(), allow_nan=False)
+    assert face.label == f"{'F' if face.gender == 'female' else 'M'}, {round(face.age)}"
+
+
+def test_label_format() -> None:
+    assert FaceResult("ok", age=34.2, age_std=3.6, gender="female").label == "F, 34 ± 4"
+    assert FaceResult("ok", age=61.7, age_std=8.2, gender="male").label == "M, 62 ± 8"
+    assert FaceResult("ok", age=20.0, gender="male").label == "M, 20"
+    assert FaceResult("blurry", message="too blurry").label == "blurry"
+
+
+def test_tta_averages_with_the_mirror(model_dir: Path, predictor: Predictor, astro: np.ndarray) -> None:
+    x1, y1, x2, y2 = ASTRONAUT_BOX
+    crop = astro[y1 - 20 : y2 + 20, x1 - 30 : x2 + 30]
+    mirror = np.ascontiguousarray(crop[:, ::-1])
+    plain, flipped = (predictor.predict(c, detect=False)[0] for c in (crop, mirror))
+    tta = Predictor.load(model_dir, backend="torch", tta=True).predict(crop, detect=False)[0]
+    _check_ok(tta)
+    assert tta.age == pytest.approx((plain.age + flipped.age) / 2, abs=0.02)
