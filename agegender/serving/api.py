@@ -1,0 +1,122 @@
+"""The JSON API: ``POST /api/v1/predict`` and ``GET /api/v1/health``.
+
+The body is read with a hard cap before it is parsed, so an oversized upload costs at most the limit in
+memory; errors always come back as ``{"error": code, "detail": message}`` with a meaningful status code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from agegender.serving.limits import (
+    MissingFile,
+    NotAnImage,
+    ServingError,
+    TooLarge,
+    UnsupportedType,
+    format_bytes,
+)
+from agegender.serving.service import Service
+
+#: Room for multipart boundaries and part headers on top of the file itself.
+MULTIPART_OVERHEAD = 64 * 1024
+#: Declared file types accepted; anything else (text/plain, application/pdf, ...) is answered with 415.
+ACCEPTED_FILE_TYPES = ("image/", "application/octet-stream")
+
+
+def error_response(err: ServingError) -> JSONResponse:
+    headers = {"Retry-After": "5"} if err.status == 503 else None
+    return JSONResponse({"error": err.code, "detail": err.message}, status_code=err.status, headers=headers)
+
+
+async def _read_capped(request: Request, cap: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise TooLarge(f"The upload is {format_bytes(int(declared))}; the limit is "
+                       f"{format_bytes(cap - MULTIPART_OVERHEAD)}.")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():  # also bounds chunked uploads, which have no Content-Length
+        total += len(chunk)
+        if total > cap:
+            raise TooLarge(f"The upload exceeds the limit of {format_bytes(cap - MULTIPART_OVERHEAD)}.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _single_chunk(body: bytes) -> AsyncGenerator[bytes, None]:
+    yield body
+    yield b""
+
+
+def _accepted(content_type: str | None) -> bool:
+    ct = (content_type or "").split(";")[0].strip().lower()
+    return not ct or ct.startswith(ACCEPTED_FILE_TYPES)
+
+
+async def extract_image(request: Request, max_upload_bytes: int) -> tuple[bytes, str]:
+    """The uploaded image bytes and a name for messages, from multipart field ``file`` or a raw image body."""
+    content_type = request.headers.get("content-type", "").lower()
+    cap = max_upload_bytes + MULTIPART_OVERHEAD
+    if content_type.startswith("multipart/form-data"):
+        body = await _read_capped(request, cap)
+        parser = MultiPartParser(request.headers, _single_chunk(body), max_files=4, max_fields=16,
+                                 max_part_size=MULTIPART_OVERHEAD)
+        try:
+            form = await parser.parse()
+        except MultiPartException as e:
+            raise NotAnImage(f"Malformed multipart body: {e.message}") from None
+        try:
+            upload = form.get("file")
+            if upload is None:
+                raise MissingFile("Send the image as multipart form field 'file', e.g. curl -F file=@photo.jpg URL.")
+            if not isinstance(upload, UploadFile):
+                raise MissingFile("Form field 'file' must be a file upload, not a text value.")
+            if not _accepted(upload.content_type):
+                raise UnsupportedType(f"Unsupported file type {upload.content_type!r}: upload an image "
+                                      "(JPEG, PNG, WebP, BMP, TIFF or GIF).")
+            data = await upload.read()
+            name = upload.filename or "upload"
+        finally:
+            await form.close()
+        return data, name
+    if content_type.startswith(ACCEPTED_FILE_TYPES):  # raw body: curl -H 'Content-Type: image/jpeg' --data-binary @x
+        return await _read_capped(request, max_upload_bytes), "upload"
+    if not content_type:
+        raise MissingFile("Send the image as multipart form field 'file', e.g. curl -F file=@photo.jpg URL.")
+    raise UnsupportedType(f"Unsupported content type {content_type.split(';')[0]!r}: send multipart/form-data "
+                          "with field 'file', or the image bytes with an image/* content type.")
+
+
+def build_router(service: Service) -> APIRouter:
+    """The versioned API routes; mount them before the UI, which is served at ``/``."""
+    router = APIRouter(prefix="/api/v1", tags=["api"])
+
+    @router.post("/predict", summary="Estimate age and gender of every face in an image")
+    async def predict(request: Request) -> Any:
+        """Multipart field ``file`` (or a raw image body) -> faces, count, image size and model."""
+        try:
+            data, name = await extract_image(request, service.limits.max_upload_bytes)
+            result = await service.predict_bytes(data, name)
+        except ServingError as err:
+            return error_response(err)
+        return {
+            "faces": [f.to_dict() for f in result.faces],
+            "count": len(result.faces),
+            "message": result.message,
+            "image": {"width": result.width, "height": result.height},
+            "model": service.info,
+            "seconds": round(result.seconds, 4),
+        }
+
+    @router.get("/health", summary="Liveness, model and load")
+    async def health() -> dict[str, Any]:
+        return service.health()
+
+    return router

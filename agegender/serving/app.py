@@ -1,0 +1,102 @@
+"""The web app: FastAPI with the JSON API under ``/api/v1`` and the Gradio page mounted at ``/``.
+
+One process serves both, so the demo and the API share a single loaded model, one set of limits and one
+bounded inference pool. Build it with :func:`create_app`; run it with :func:`serve` (used by
+``agegender serve`` and by the repository's ``app.py`` for Hugging Face Spaces).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls from a server that may be offline
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import gradio as gr
+from fastapi import FastAPI
+
+from agegender import __version__
+from agegender.serving.api import build_router
+from agegender.serving.examples import PACKAGE_DIR, example_paths
+from agegender.serving.limits import MB, ServeLimits
+from agegender.serving.service import Service
+from agegender.serving.ui import CSS, build_demo, theme
+
+
+@dataclass
+class ServeConfig:
+    """How to load the model and which limits to apply; the CLI flags and environment map onto this."""
+
+    model: str | None = None  # model folder or .ckpt; None: the shipped default model
+    detector: str = "auto"
+    backend: str = "auto"
+    threads: int | None = None  # torch/onnx threads per model call
+    limits: ServeLimits = field(default_factory=ServeLimits)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> ServeConfig:
+        """Settings from ``AGEGENDER_*`` variables: how a Hugging Face Space (no command line) is configured."""
+        env = dict(os.environ if env is None else env)
+        defaults = ServeLimits()
+
+        def num(name: str, default: float, kind: type = int) -> float:
+            value = env.get(name)
+            return kind(value) if value not in (None, "") else default
+
+        limits = ServeLimits(
+            max_upload_bytes=int(num("AGEGENDER_MAX_UPLOAD_MB", defaults.max_upload_bytes / MB, float) * MB),
+            max_pixels=int(num("AGEGENDER_MAX_PIXELS", defaults.max_pixels)),
+            timeout_s=float(num("AGEGENDER_TIMEOUT", defaults.timeout_s, float)),
+            concurrency=int(num("AGEGENDER_CONCURRENCY", defaults.concurrency)),
+            queue_size=int(num("AGEGENDER_QUEUE_SIZE", defaults.queue_size)),
+        )
+        threads = env.get("AGEGENDER_THREADS")
+        return cls(model=env.get("AGEGENDER_MODEL") or None, detector=env.get("AGEGENDER_DETECTOR", "auto"),
+                   backend=env.get("AGEGENDER_BACKEND", "auto"), threads=int(threads) if threads else None,
+                   limits=limits)
+
+
+def create_app(config: ServeConfig | None = None, service: Service | None = None) -> FastAPI:
+    """Build the FastAPI app. Pass ``service`` to reuse an already loaded model (tests, notebooks)."""
+    config = config or ServeConfig()
+    owns_service = service is None
+    if service is None:
+        service = Service.load(config.model, config.limits, detector=config.detector, backend=config.backend,
+                               threads=config.threads)
+    limits = service.limits
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_service:
+            service.close()
+
+    app = FastAPI(title="agegender", version=__version__, lifespan=lifespan,
+                  description="Age and gender estimation from face photos. The web demo is at `/`.")
+    app.state.service = service
+    # API routes first: the Gradio app mounted at "/" would otherwise catch these paths.
+    app.include_router(build_router(service))
+
+    demo = build_demo(service)
+    demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
+    app.state.demo = demo
+    allowed = [str(p.parent) for p in example_paths()[:1]] or [str(PACKAGE_DIR)]
+    gr.mount_gradio_app(app, demo, path="/", max_file_size=limits.max_upload_bytes, allowed_paths=allowed,
+                        theme=theme(), css=CSS, footer_links=["api", "gradio"], show_error=True, ssr_mode=False,
+                        mcp_server=False, run_history=False)
+    return app
+
+
+def serve(config: ServeConfig | None = None, host: str = "127.0.0.1", port: int = 7860,
+          log_level: str = "info") -> None:
+    """Load the model and serve until interrupted (blocking)."""
+    import uvicorn
+
+    app = create_app(config)
+    print(f"agegender demo on http://{host}:{port}/  (API: POST http://{host}:{port}/api/v1/predict)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+

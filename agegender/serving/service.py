@@ -1,0 +1,146 @@
+"""The serving core: one loaded predictor behind the limits, used by both the JSON API and the web UI.
+
+Keeping validation, decoding and inference here means the API and the UI refuse the same inputs with the
+same messages, and share one bounded thread pool so neither can starve the other.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agegender import __version__
+from agegender.data.images import ImageError, decode_image
+from agegender.inference.predictor import FaceResult, Predictor
+from agegender.serving.drawing import summary_message
+from agegender.serving.limits import InferencePool, NotAnImage, ServeLimits, check_pixels, check_upload_size
+
+
+@dataclass
+class Prediction:
+    """Everything one request produced; ``image`` (the decoded RGB array) stays server-side."""
+
+    faces: list[FaceResult]
+    width: int
+    height: int
+    seconds: float
+    image: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def message(self) -> str:
+        return summary_message(self.faces)
+
+
+def _model_name(model_path: str | Path | None) -> str:
+    """``default``, or the folder name; ``run/model`` for training output, whose folders are all ``model``."""
+    if model_path is None:
+        return "default"
+    path = Path(model_path)
+    return f"{path.parent.name}/{path.name}" if path.name == "model" and path.parent.name else path.name
+
+
+def model_info(predictor: Predictor, model_path: str | Path | None = None) -> dict[str, Any]:
+    """What the API reports as ``model``: enough to tell which model answered, without server paths."""
+    cfg = predictor.config or {}
+    model = cfg.get("model", {})
+    training = cfg.get("training") or {}
+    recipe = training.get("recipe") or {}
+    detector = getattr(predictor.detector, "name", type(predictor.detector).__name__)
+    info: dict[str, Any] = {
+        "name": _model_name(model_path),
+        "backbone": model.get("backbone"),
+        "input_size": (cfg.get("preprocessing") or {}).get("input_size") or model.get("input_size"),
+        "age_head": model.get("age_head"),
+        "age_range": (cfg.get("labels") or {}).get("age_range"),
+        "gender_head": model.get("gender_head"),
+        "engine": getattr(predictor.engine, "name", type(predictor.engine).__name__),
+        "detector": detector,
+        "recipe": recipe.get("name") if isinstance(recipe, dict) else None,
+        "agegender_version": __version__,
+    }
+    for key in ("metrics", "evaluation"):
+        if isinstance(cfg.get(key), dict):
+            info[key] = cfg[key]
+    return info
+
+
+def model_description(info: dict[str, Any]) -> str:
+    """A few Markdown lines about the model, for the page."""
+    lo, hi = (info.get("age_range") or [0, 100])[:2]
+    head = ("a distribution over ages " f"{lo}–{hi}, so each estimate comes with an uncertainty"
+            if info.get("age_head") == "distribution" else "a direct age regression")
+    lines = [
+        f"**Model:** `{info.get('name')}` — backbone `{info.get('backbone')}` at {info.get('input_size')} px, "
+        f"age head: {head}; gender head: `{info.get('gender_head')}`. Engine `{info.get('engine')}`, "
+        f"face detector `{info.get('detector')}`.",
+    ]
+    if info.get("recipe"):
+        lines.append(f"Trained with recipe `{info['recipe']}`.")
+    metrics = info.get("metrics") or info.get("evaluation")
+    if isinstance(metrics, dict):
+        shown = ", ".join(f"{k} = {v:.3g}" for k, v in metrics.items() if isinstance(v, int | float))
+        if shown:
+            lines.append(f"Test metrics: {shown}.")
+    lines.append("Ages are shown as *estimate ± spread*; the table gives the 80% interval. Faces are first "
+                 "detected and aligned; faces that are too small or blurry are drawn in grey and not estimated.")
+    return "\n\n".join(lines)
+
+
+class Service:
+    """A predictor plus limits plus a bounded pool: the only object the app layers talk to."""
+
+    def __init__(self, predictor: Predictor, limits: ServeLimits | None = None,
+                 model_path: str | Path | None = None) -> None:
+        self.predictor = predictor
+        self.limits = limits or ServeLimits()
+        self.pool = InferencePool(self.limits)
+        self.info = model_info(predictor, model_path)
+        self.started = time.time()
+
+    @classmethod
+    def load(cls, model: str | Path | None = None, limits: ServeLimits | None = None, detector: str = "auto",
+             backend: str = "auto", threads: int | None = None, warmup: bool = True) -> Service:
+        """Load the model and, with ``warmup``, run it once so the first user does not pay for lazy setup."""
+        predictor = Predictor.load(model, backend=backend, detector=detector, threads=threads)
+        service = cls(predictor, limits, model)
+        if warmup:
+            service.warmup()
+        return service
+
+    def warmup(self) -> None:
+        # Creates the detector and runs detector + network once: lazy initialisation must not race in threads.
+        self.predictor.predict(np.full((64, 64, 3), 127, np.uint8))
+        self.predictor.predict(np.full((64, 64, 3), 127, np.uint8), detect=False)
+
+    def _predict_sync(self, data: bytes, name: str, keep_image: bool) -> Prediction:
+        start = time.perf_counter()
+        check_pixels(data, self.limits)
+        try:
+            image = decode_image(data, name)
+        except ImageError as e:
+            raise NotAnImage(str(e)) from None
+        faces = self.predictor.predict(image)
+        return Prediction(faces, int(image.shape[1]), int(image.shape[0]), time.perf_counter() - start,
+                          image if keep_image else None)
+
+    async def predict_bytes(self, data: bytes, name: str = "upload", keep_image: bool = False) -> Prediction:
+        """Validate, decode and predict off the event loop; raises :class:`ServingError` subclasses."""
+        check_upload_size(len(data), self.limits)
+        return await self.pool.run(self._predict_sync, data, name, keep_image)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "version": __version__,
+            "model": self.info,
+            "uptime_s": round(time.time() - self.started, 1),
+            "pending": self.pool.pending,
+            "limits": self.limits.to_dict(),
+        }
+
+    def close(self) -> None:
+        self.pool.shutdown()

@@ -1,0 +1,140 @@
+"""The JSON API through FastAPI's TestClient: results, every refusal status code, health, and the limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from agegender.serving.limits import Busy, InferencePool, ServeLimits, Timeout
+
+FACE_KEYS = {"status", "age", "age_low", "age_high", "age_std", "gender", "gender_probability", "p_female", "box",
+             "score", "landmarks", "message"}
+URL = "/api/v1/predict"
+
+
+@pytest.fixture(scope="module")
+def client(service) -> Iterator[TestClient]:
+    from agegender.serving.app import create_app
+
+    with TestClient(create_app(service=service)) as c:
+        yield c
+
+
+def limited_client(service, **limits) -> TestClient:
+    """An app with other limits around the already loaded predictor (only the API router: quick to build)."""
+    from fastapi import FastAPI
+
+    from agegender.serving.api import build_router
+    from agegender.serving.service import Service
+
+    app = FastAPI()
+    app.include_router(build_router(Service(service.predictor, ServeLimits(**limits))))
+    return TestClient(app)
+
+
+def test_astronaut_has_one_face(client: TestClient, astronaut_png: bytes) -> None:
+    r = client.post(URL, files={"file": ("astronaut.png", astronaut_png, "image/png")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["count"] == 1 == len(body["faces"])
+    assert body["image"] == {"width": 512, "height": 512}
+    face = body["faces"][0]
+    assert set(face) == FACE_KEYS
+    assert face["status"] == "ok" and face["gender"] in ("male", "female")
+    assert face["age_low"] <= face["age"] <= face["age_high"]
+    x1, y1, x2, y2 = face["box"]
+    assert x1 < 225 < x2 and y1 < 115 < y2  # the astronaut's face centre
+    assert body["model"]["backbone"] == "scratch_cnn" and body["model"]["input_size"] == 64
+
+
+def test_raw_image_body_is_accepted(client: TestClient, astronaut_png: bytes) -> None:
+    r = client.post(URL, content=astronaut_png, headers={"Content-Type": "image/png"})
+    assert r.status_code == 200 and r.json()["count"] == 1
+
+
+def test_no_face_is_200_with_message(client: TestClient, grey_png: bytes) -> None:
+    r = client.post(URL, files={"file": ("grey.png", grey_png, "image/png")})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["count"] == 0 and body["faces"] == []
+    assert "No face found" in body["message"]
+
+
+@pytest.mark.parametrize("data", [b"definitely not an image", b""], ids=["garbage", "empty"])
+def test_non_image_bytes_are_400(client: TestClient, data: bytes) -> None:
+    r = client.post(URL, files={"file": ("photo.jpg", data, "image/jpeg")})
+    assert r.status_code == 400
+    assert r.json()["error"] == "not_an_image" and r.json()["detail"]
+
+
+def test_wrong_file_type_is_415(client: TestClient) -> None:
+    r = client.post(URL, files={"file": ("notes.txt", b"hello", "text/plain")})
+    assert r.status_code == 415 and "text/plain" in r.json()["detail"]
+
+
+def test_wrong_request_type_is_415(client: TestClient) -> None:
+    r = client.post(URL, json={"file": "photo.jpg"})
+    assert r.status_code == 415
+
+
+def test_missing_field(client: TestClient, astronaut_png: bytes) -> None:
+    r = client.post(URL, files={"image": ("astronaut.png", astronaut_png, "image/png")})
+    assert r.status_code in (400, 422)
+    assert "'file'" in r.json()["detail"]
+
+
+def test_health(client: TestClient) -> None:
+    r = client.get("/api/v1/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["model"]["backbone"] == "scratch_cnn"
+    assert body["limits"]["concurrency"] >= 1
+
+
+def test_page_is_served_at_root(client: TestClient) -> None:
+    r = client.get("/")
+    assert r.status_code == 200 and "<html" in r.text.lower()
+
+
+def test_too_large_file_is_413(service, astronaut_png: bytes) -> None:
+    with limited_client(service, max_upload_bytes=10_000) as c:
+        r = c.post(URL, files={"file": ("astronaut.png", astronaut_png, "image/png")})
+        assert r.status_code == 413 and r.json()["error"] == "too_large"
+        r = c.post(URL, content=astronaut_png, headers={"Content-Type": "image/png"})
+        assert r.status_code == 413
+
+
+def test_too_many_pixels_is_413(service, astronaut_png: bytes) -> None:
+    with limited_client(service, max_pixels=100_000) as c:
+        r = c.post(URL, files={"file": ("astronaut.png", astronaut_png, "image/png")})
+        assert r.status_code == 413 and "megapixels" in r.json()["detail"]
+
+
+def test_timeout_is_504(service, astronaut_png: bytes) -> None:
+    with limited_client(service, timeout_s=0.001) as c:
+        r = c.post(URL, files={"file": ("astronaut.png", astronaut_png, "image/png")})
+        assert r.status_code == 504 and r.json()["error"] == "timeout"
+
+
+def test_pool_bounds_backlog_and_frees_slots() -> None:
+    """One slot, no queue: a second call while the first runs is refused; after both, the pool is empty."""
+    pool = InferencePool(ServeLimits(concurrency=1, queue_size=0, timeout_s=0.05))
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(pool.run(time.sleep, 0.3))
+        await asyncio.sleep(0.02)
+        with pytest.raises(Busy):
+            await pool.run(time.sleep, 0)
+        with pytest.raises(Timeout):
+            await first
+        assert pool.pending == 1  # the timed-out call still holds its thread until it really ends
+        await asyncio.sleep(0.4)
+        assert pool.pending == 0
+        assert await pool.run(sum, [1, 2]) == 3
+
+    asyncio.run(scenario())
+    pool.shutdown()

@@ -1,0 +1,106 @@
+"""The pieces without a server: drawing, table rows, limits, examples, the CLI flags and the Space entry point."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agegender.inference.predictor import FaceResult
+from agegender.serving.drawing import COLORS, TABLE_HEADERS, annotate, summary_message, table_rows
+from agegender.serving.limits import NotAnImage, ServeLimits, TooLarge, check_pixels, check_upload_size
+
+REPO = Path(__file__).resolve().parents[2]
+
+OK = FaceResult(status="ok", age=34.2, age_low=29.1, age_high=39.3, age_std=4.0, gender="female",
+                gender_probability=0.91, p_female=0.91, box=[10, 20, 60, 80], score=0.99)
+SMALL = FaceResult(status="too_small", box=[100, 100, 120, 125], score=0.9, message="face is 20x25 px")
+
+
+def test_annotate_draws_colour_by_gender_and_grey_for_unusable() -> None:
+    img = annotate(np.zeros((200, 200, 3), np.uint8), [OK, SMALL])
+    arr = np.asarray(img)
+    assert img.size == (200, 200)
+    assert tuple(arr[50, 10]) == COLORS["female"]  # left edge of the first box
+    assert tuple(arr[112, 100]) == COLORS[None]
+
+
+def test_annotate_shrinks_big_photos() -> None:
+    img = annotate(np.zeros((3000, 1500, 3), np.uint8), [OK], max_side=1000)
+    assert img.size == (500, 1000)
+
+
+def test_table_rows_and_messages() -> None:
+    rows = table_rows([OK, SMALL])
+    assert len(rows[0]) == len(TABLE_HEADERS)
+    assert rows[0] == [1, "34", "29–39", "female", "91%", "ok"]
+    assert rows[1][0] == 2 and rows[1][1] == "–" and rows[1][5].startswith("too small")
+    assert OK.label == "F, 34 ± 4"
+    assert "No face found" in summary_message([])
+    assert summary_message([OK, SMALL]).startswith("2 faces found; 1 not estimated")
+
+
+def test_size_and_pixel_checks(astronaut_png: bytes) -> None:
+    limits = ServeLimits(max_upload_bytes=1000, max_pixels=512 * 512)
+    with pytest.raises(NotAnImage, match="empty"):
+        check_upload_size(0, limits)
+    with pytest.raises(TooLarge):
+        check_upload_size(1001, limits)
+    assert check_pixels(astronaut_png, limits) == (512, 512)
+    with pytest.raises(TooLarge, match="megapixels"):
+        check_pixels(astronaut_png, ServeLimits(max_pixels=512 * 511))
+    with pytest.raises(NotAnImage):
+        check_pixels(b"GIF89a but not really", limits)
+
+
+def test_examples_exist_and_are_images() -> None:
+    from PIL import Image
+
+    from agegender.serving.examples import EXAMPLES, example_paths
+
+    paths = example_paths()
+    assert [p.name for p in paths] == list(EXAMPLES)
+    for p in paths:
+        with Image.open(p) as im:
+            assert min(im.size) >= 256
+
+
+def test_cli_flags_map_to_config(tmp_path: Path) -> None:
+    import argparse
+
+    from agegender.cli import serve
+
+    parser = argparse.ArgumentParser()
+    serve.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["serve", "--model", str(tmp_path), "--port", "9000", "--max-upload-mb", "2",
+                              "--max-pixels", "1000000", "--concurrency", "3", "--timeout", "5"])
+    assert args.func is serve.cmd_serve and args.port == 9000 and args.host == "127.0.0.1"
+    cfg = serve.config_from_args(args)
+    assert cfg.model == str(tmp_path)
+    assert cfg.limits == ServeLimits(max_upload_bytes=2 * 1024 * 1024, max_pixels=1_000_000, timeout_s=5,
+                                     concurrency=3, queue_size=ServeLimits().queue_size)
+
+
+def test_serve_is_a_subcommand() -> None:
+    from agegender.cli.main import _load_extra_commands, build_parser
+
+    _load_extra_commands()
+    args = build_parser().parse_args(["serve", "--concurrency", "1"])
+    assert args.command == "serve" and args.concurrency == 1
+
+
+def test_space_entry_point_builds_app(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path) -> None:
+    """Repository-root app.py: module-level ``app`` and ``demo`` configured from the environment."""
+    import gradio as gr
+    from fastapi import FastAPI
+
+    monkeypatch.setenv("AGEGENDER_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("AGEGENDER_MAX_UPLOAD_MB", "1.5")
+    namespace = runpy.run_path(str(REPO / "app.py"), run_name="space_app")
+    assert isinstance(namespace["app"], FastAPI) and isinstance(namespace["demo"], gr.Blocks)
+    service = namespace["app"].state.service
+    assert service.limits.max_upload_bytes == int(1.5 * 1024 * 1024)
+    assert service.info["backbone"] == "scratch_cnn"
+    service.close()
