@@ -66,7 +66,7 @@ def compute_slices(
     gt, gp = np.asarray(gender_true, int), np.asarray(gender_pred, int)
     bands = np.array([age_band(a) for a in at])
     out: dict[str, dict[str, dict[str, float]]] = {"age_band": {}, "gender": {}}
-    for lo, hi in AGE_BANDS:
+    for lo, _hi in AGE_BANDS:
         name = age_band(lo)
         mask = bands == name
         if mask.any():
@@ -74,7 +74,10 @@ def compute_slices(
     for g, name in GENDER_NAMES.items():
         mask = gt == g
         if mask.any():
-            out["gender"][name] = _slice_metrics(mask, at, ap, gt, gp)
+            m = _slice_metrics(mask, at, ap, gt, gp)
+            # Macro F1 (and so the score) is meaningless inside one true class: keep accuracy (= recall) only.
+            m["gender_f1"] = m["score"] = None
+            out["gender"][name] = m
     if race is not None and any(r is not None for r in race):
         rc = np.array([-1 if r is None else int(r) for r in race])
         out["race"] = {}
@@ -85,10 +88,12 @@ def compute_slices(
     return out
 
 
-def format_metrics(m: dict[str, float]) -> str:
+def format_metrics(m: dict[str, float | None]) -> str:
     if not m.get("n"):
         return "n=0"
-    return (
-        f"n={m['n']} MAE={m['mae']:.3f} RMSE={m['rmse']:.3f} age_score={m['age_score']:.4f} "
-        f"gender_acc={m['gender_acc']:.4f} macroF1={m['gender_f1']:.4f} score={m['score']:.4f}"
-    )
+    parts = [f"n={m['n']}"]
+    for key, label in (("mae", "MAE"), ("rmse", "RMSE"), ("age_score", "age_score"), ("gender_acc", "gender_acc"),
+                       ("gender_f1", "macroF1"), ("score", "score")):
+        if m.get(key) is not None:
+            parts.append(f"{label}={m[key]:.4f}" if key not in ("mae", "rmse") else f"{label}={m[key]:.3f}")
+    return " ".join(parts)

@@ -19,6 +19,13 @@ def add_parser(sub) -> None:
     s.add_argument("--photos", nargs="*", help="photos for the end-to-end figure (default: skimage astronaut)")
     s.add_argument("--output", default="benchmarks/results/speed.json", help="JSON output; .md written beside")
     s.set_defaults(func=cmd_speed)
+    c = bsub.add_parser("candidate", help="evaluate a finished run (val + test, speed) into the candidates table")
+    c.add_argument("run", help="run folder with model/, split.json and summary.json")
+    c.add_argument("--data", required=True, help="the labelled data the run was trained on")
+    c.add_argument("--name", help="row name (default: the run folder's name)")
+    c.add_argument("--no-test", action="store_true", help="validation only (keep the test split untouched)")
+    c.add_argument("--output", default="benchmarks/results/candidates.json")
+    c.set_defaults(func=cmd_candidate)
 
 
 def cmd_speed(args: argparse.Namespace) -> int:
@@ -33,4 +40,12 @@ def cmd_speed(args: argparse.Namespace) -> int:
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     atomic_write_text(out.with_suffix(".md"), text + "\n")
     print(f"wrote {out} and {out.with_suffix('.md')}")
+    return 0
+
+
+def cmd_candidate(args: argparse.Namespace) -> int:
+    from agegender.inference.candidates import candidate_row, update_table
+
+    row = candidate_row(args.run, args.data, args.name, test=not args.no_test)
+    print(update_table(row, args.output))
     return 0

@@ -153,7 +153,8 @@ def read_utkface(root: Path, report: ReadReport) -> list[FaceRecord]:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_csv(path)
+        # ids and paths are text: "007" must not become 7
+        return pd.read_csv(path, dtype={"id": str, "path": str, "full_path": str})
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the CSV file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:

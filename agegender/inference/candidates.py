@@ -1,0 +1,72 @@
+"""Model-selection table: one row per trained candidate (accuracy on val and test, training cost, speed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agegender.inference.evaluate import evaluate_model
+from agegender.inference.speed import benchmark_speed
+
+COLUMNS = ["name", "backbone", "input_size", "age_head", "epochs", "s_per_epoch", "params_m", "val_mae", "val_score",
+           "test_mae", "test_rmse", "test_gender_acc", "test_f1", "test_score", "test_under13_mae",
+           "test_under13_acc", "test_60plus_mae", "test_60plus_acc", "onnx_faces_per_s"]
+
+
+def _pooled(bands: dict, names: list[str]) -> tuple[float, float]:
+    """MAE and gender accuracy over several age bands (weighted by their sizes)."""
+    parts = [bands[n] for n in names if n in bands and bands[n].get("n")]
+    n = sum(p["n"] for p in parts)
+    mae = sum(p["mae"] * p["n"] for p in parts) / n
+    acc = sum(p["gender_acc"] * p["n"] for p in parts) / n
+    return round(mae, 3), round(acc, 4)
+
+
+def candidate_row(run_dir: str | Path, data: str | Path, name: str | None = None, test: bool = True) -> dict:
+    """Evaluate a finished run folder (``<run>/model`` + ``<run>/split.json`` + ``<run>/summary.json``)."""
+    run = Path(run_dir)
+    summary = json.loads((run / "summary.json").read_text())
+    model = run / "model"
+    cfg = json.loads((model / "config.json").read_text())["model"]
+    val = evaluate_model(model, data, split="val", split_file=run / "split.json", progress=False)["overall"]
+    row = {
+        "name": name or run.name,
+        "backbone": cfg["backbone"],
+        "input_size": cfg["input_size"],
+        "age_head": cfg["age_head"],
+        "epochs": summary["epochs_completed"],
+        "s_per_epoch": round(summary["train_seconds"] / max(1, summary["epochs_completed"]), 1),
+        "val_mae": round(val["mae"], 3),
+        "val_score": round(val["score"], 4),
+    }
+    from agegender.inference.engine import load_net
+
+    net, _ = load_net(model)
+    row["params_m"] = round(sum(p.numel() for p in net.parameters()) / 1e6, 2)
+    if test:
+        res = evaluate_model(model, data, split="test", split_file=run / "split.json", progress=False)
+        t = res["overall"]
+        row.update(test_mae=round(t["mae"], 3), test_rmse=round(t["rmse"], 3),
+                   test_gender_acc=round(t["gender_acc"], 4), test_f1=round(t["gender_f1"], 4),
+                   test_score=round(t["score"], 4))
+        bands = res["slices"]["age_band"]
+        row["test_under13_mae"], row["test_under13_acc"] = _pooled(bands, ["0-12"])
+        row["test_60plus_mae"], row["test_60plus_acc"] = _pooled(bands, ["60-69", "70+"])
+    speed = benchmark_speed(model, ("onnx",), repeats=5)
+    row["onnx_faces_per_s"] = speed["backends"]["onnx"]["faces_per_s_batched"]
+    return row
+
+
+def update_table(row: dict, out_json: str | Path) -> str:
+    """Add or replace the row (by name) in the JSON table and rewrite its markdown twin; returns the markdown."""
+    from agegender.inference.batch import atomic_write_text
+
+    out_json = Path(out_json)
+    rows = json.loads(out_json.read_text()) if out_json.is_file() else []
+    rows = [r for r in rows if r["name"] != row["name"]] + [row]
+    atomic_write_text(out_json, json.dumps(rows, indent=2) + "\n")
+    md = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    md += ["| " + " | ".join(str(r.get(c, "")) for c in COLUMNS) + " |" for r in rows]
+    text = "\n".join(md) + "\n"
+    atomic_write_text(out_json.with_suffix(".md"), text)
+    return text

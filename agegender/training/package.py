@@ -1,0 +1,93 @@
+"""``agegender package``: turn a finished run into a self-contained model folder with ONNX and a model card."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from agegender.inference.batch import atomic_write_text
+from agegender.inference.evaluate import evaluate_model
+from agegender.inference.onnx import ONNX_FILE, export_onnx
+from agegender.metrics import format_metrics
+from agegender.models.folder import load_model_folder, read_config
+
+CARD_TEMPLATE = """# Model card: {name}
+
+## What it is
+Age (years, with an 80% interval from a 101-bin age distribution) and binary gender estimation from a face
+crop framed like UTKFace's "aligned & cropped" chips (`agegender.faces` aligns photos to that framing).
+Backbone `{backbone}` at {size}x{size} px, age head `{age_head}`, gender head `{gender_head}`;
+{params:.2f} M parameters. Files: `model.safetensors` (PyTorch weights), `model.onnx` (the same network,
+ONNX Runtime), `config.json` (architecture, preprocessing, label conventions), `split.json` (the split used).
+
+Label conventions: gender 0 = male, 1 = female (the network outputs P(female)); age in years, 0-100.
+
+## Training data and licence
+UTKFace "aligned & cropped" ({n_train} training / {n_val} validation images of the 90% of UTKFace available to
+us; byte-identical duplicates collapsed, duplicate groups with conflicting labels dropped). Split: deterministic,
+by the hash of each image's bytes, stratified by age band and gender, 80/10/10 (`split.json`).
+**UTKFace is available for non-commercial research purposes only; the image copyright belongs to the original
+owners. This model inherits that restriction: do not use it commercially.**
+
+Recipe: `{recipe}` ({epochs} epochs; the exact recipe is in `config.json` under `training`).
+
+## Metrics on our UTKFace test split ({n_test} images, touched once)
+{overall}
+
+| slice | n | MAE | RMSE | gender acc | macro F1 | score |
+|---|---|---|---|---|---|---|
+{slices}
+
+## Known limits
+- Trained only on UTKFace: mostly frontal, well-lit faces; ages are the dataset's labels (some are noisy).
+- Binary gender labels as annotated in UTKFace; the model cannot represent other gender identities.
+- Errors grow for the oldest people and for under-represented groups (see the slices above and the report).
+- Photos must be aligned to the UTKFace framing: use `Predictor` (which detects and aligns) rather than
+  feeding arbitrary crops, or pass `detect=False` only for crops that already look like UTKFace chips.
+
+## Intended use
+Research, demos and prototypes where a rough age bracket and a gender guess help (e.g. dataset analytics).
+Not for decisions about individuals (access control, age verification for legal purposes, profiling).
+"""
+
+
+def _slice_rows(slices: dict) -> str:
+    rows = []
+    for kind, group in slices.items():
+        for name, m in group.items():
+            if m.get("n"):
+                f1 = "-" if m.get("gender_f1") is None else f"{m['gender_f1']:.3f}"
+                score = "-" if m.get("score") is None else f"{m['score']:.3f}"
+                rows.append(f"| {kind}: {name} | {m['n']} | {m['mae']:.2f} | {m['rmse']:.2f} | "
+                            f"{m['gender_acc']:.3f} | {f1} | {score} |")
+    return "\n".join(rows)
+
+
+def package_run(run_dir: str | Path, data: str | Path, out_dir: str | Path, report_dir: str | Path | None = None,
+                name: str = "agegender default") -> dict:
+    """Copy ``<run>/model`` to ``out_dir``, add ONNX, split.json, test metrics and MODEL_CARD.md."""
+    run, out = Path(run_dir), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in ("model.safetensors", "config.json"):
+        shutil.copy2(run / "model" / f, out / f)
+    shutil.copy2(run / "split.json", out / "split.json")
+    net = load_model_folder(out)
+    export_onnx(net, out / ONNX_FILE)
+    result = evaluate_model(out, data, split="test", split_file=out / "split.json", report_dir=report_dir)
+    splits = json.loads((out / "split.json").read_text())["assignment"].values()
+    counts = {k: sum(1 for v in splits if v == k) for k in ("train", "val", "test")}
+    cfg = read_config(out)
+    m = cfg["model"]
+    training = cfg.get("training", {})
+    card = CARD_TEMPLATE.format(
+        name=name, backbone=m["backbone"], size=m["input_size"], age_head=m["age_head"],
+        gender_head=m["gender_head"], params=sum(p.numel() for p in net.parameters()) / 1e6,
+        n_train=counts["train"], n_val=counts["val"], n_test=result["overall"]["n"],
+        recipe=training.get("recipe", {}).get("name", "?"), epochs=training.get("recipe", {}).get("train", {}).get(
+            "epochs", "?"),
+        overall=format_metrics(result["overall"]), slices=_slice_rows(result["slices"]),
+    )
+    atomic_write_text(out / "MODEL_CARD.md", card)
+    atomic_write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")
+    return result
