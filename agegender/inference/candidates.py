@@ -13,10 +13,12 @@ COLUMNS = ["name", "backbone", "input_size", "age_head", "epochs", "s_per_epoch"
            "test_under13_acc", "test_60plus_mae", "test_60plus_acc", "onnx_faces_per_s"]
 
 
-def _pooled(bands: dict, names: list[str]) -> tuple[float, float]:
-    """MAE and gender accuracy over several age bands (weighted by their sizes)."""
+def _pooled(bands: dict, names: list[str]) -> tuple[float | None, float | None]:
+    """MAE and gender accuracy over several age bands (weighted by their sizes); None when they are empty."""
     parts = [bands[n] for n in names if n in bands and bands[n].get("n")]
     n = sum(p["n"] for p in parts)
+    if not n:
+        return None, None
     mae = sum(p["mae"] * p["n"] for p in parts) / n
     acc = sum(p["gender_acc"] * p["n"] for p in parts) / n
     return round(mae, 3), round(acc, 4)

@@ -10,6 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -138,3 +139,32 @@ def test_trackio_logger_writes_locally(utk_dir: Path, tmp_path: Path, overrides,
     files = [p for p in store.rglob("*") if p.is_file() and p.stat().st_size > 0]
     assert files, f"nothing written under {store}"
     assert (tmp_path / "run" / "model" / "config.json").is_file()
+
+
+def test_package_makes_a_self_contained_model_folder(fitted: dict, utk_dir: Path, tmp_path: Path):
+    """`agegender package` copies the model, adds ONNX, split.json, metrics and a model card that loads offline."""
+    out = tmp_path / "default"
+    assert main(["package", str(fitted["out"]), "--data", str(utk_dir), "--output", str(out)]) == 0
+    for name in ("model.safetensors", "config.json", "model.onnx", "split.json", "MODEL_CARD.md", "metrics.json"):
+        assert (out / name).is_file(), name
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "non-commercial" in card and "gender 0 = male, 1 = female" in card
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["overall"]["n"] == 4
+    from agegender import Predictor
+
+    faces = Predictor.load(out, backend="onnx").predict(np.zeros((32, 32, 3), np.uint8), detect=False)
+    assert len(faces) == 1 and faces[0].age is not None
+
+
+def test_candidate_row_reports_val_test_and_speed(fitted: dict, utk_dir: Path, tmp_path: Path):
+    from agegender.inference.candidates import COLUMNS, candidate_row, update_table
+
+    row = candidate_row(fitted["out"], utk_dir, name="tiny")
+    assert row["backbone"] == "scratch_cnn" and row["epochs"] == 1 and row["onnx_faces_per_s"] > 0
+    assert 0 <= row["test_gender_acc"] <= 1 and row["test_mae"] >= 0
+    md = update_table(row, tmp_path / "c.json")
+    update_table({**row, "val_mae": 1.0}, tmp_path / "c.json")  # same name: replaced, not duplicated
+    rows = json.loads((tmp_path / "c.json").read_text())
+    assert len(rows) == 1 and rows[0]["val_mae"] == 1.0
+    assert md.splitlines()[0] == "| " + " | ".join(COLUMNS) + " |"
