@@ -92,8 +92,14 @@ def format_metrics(m: dict[str, float | None]) -> str:
     if not m.get("n"):
         return "n=0"
     parts = [f"n={m['n']}"]
-    for key, label in (("mae", "MAE"), ("rmse", "RMSE"), ("age_score", "age_score"), ("gender_acc", "gender_acc"),
-                       ("gender_f1", "macroF1"), ("score", "score")):
+    for key, label in (
+        ("mae", "MAE"),
+        ("rmse", "RMSE"),
+        ("age_score", "age_score"),
+        ("gender_acc", "gender_acc"),
+        ("gender_f1", "macroF1"),
+        ("score", "score"),
+    ):
         if m.get(key) is not None:
             parts.append(f"{label}={m[key]:.4f}" if key not in ("mae", "rmse") else f"{label}={m[key]:.3f}")
     return " ".join(parts)

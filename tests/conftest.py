@@ -29,6 +29,19 @@ def shared_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def shared_asset() -> Callable[[str | Path], Path]:
+    """``shared_asset("data/wild/t1.jpg")``: the path of one shared asset, or a skip saying what is missing."""
+
+    def find(relative: str | Path) -> Path:
+        path = find_shared_dir() / relative
+        if not path.exists():
+            pytest.skip(f"shared asset missing: {path} (set AGEGENDER_SHARED to the shared folder)")
+        return path
+
+    return find
+
+
 def write_jpeg(path: Path, seed: int, size: tuple[int, int] = (20, 16)) -> Path:
     """A small JPEG of seeded noise: different seeds give different bytes, equal seeds identical bytes."""
     h, w = size

@@ -32,8 +32,9 @@ def cmd_speed(args: argparse.Namespace) -> int:
     from agegender.inference.batch import atomic_write_text
     from agegender.inference.speed import benchmark_speed, format_speed
 
-    result = benchmark_speed(args.model, tuple(args.backends.split(",")), args.batch_size, args.repeats,
-                             args.threads, args.photos)
+    result = benchmark_speed(
+        args.model, tuple(args.backends.split(",")), args.batch_size, args.repeats, args.threads, args.photos
+    )
     text = format_speed(result)
     print(text)
     out = Path(args.output)

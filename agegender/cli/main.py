@@ -25,9 +25,14 @@ def _add_data(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a model from a recipe", description=(
-        "Train from a recipe (built-in name or YAML file). Any recipe value can be overridden: "
-        "agegender train mobilenet_v2_dldl --data DIR train.epochs=5 model.input_size=112"))
+    p = sub.add_parser(
+        "train",
+        help="train a model from a recipe",
+        description=(
+            "Train from a recipe (built-in name or YAML file). Any recipe value can be overridden: "
+            "agegender train mobilenet_v2_dldl --data DIR train.epochs=5 model.input_size=112"
+        ),
+    )
     p.add_argument("recipe", nargs="?", default=None, help="built-in recipe name or YAML path")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     p.add_argument("--data", help="training data (sets data.path)")
@@ -73,8 +78,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("backbones: " + ", ".join(list_backbones()))
         return 0
     overrides = list(args.overrides)
-    for flag, key in (("data", "data.path"), ("output", "train.output_dir"), ("epochs", "train.epochs"),
-                      ("devices", "train.devices"), ("strategy", "train.strategy")):
+    for flag, key in (
+        ("data", "data.path"),
+        ("output", "train.output_dir"),
+        ("epochs", "train.epochs"),
+        ("devices", "train.devices"),
+        ("strategy", "train.strategy"),
+    ):
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
     recipe = load_recipe(args.recipe, overrides)
@@ -89,8 +99,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from agegender.inference.evaluate import evaluate_model
 
-    result = evaluate_model(args.model, args.data, fmt=args.format, split=args.split, split_file=args.split_file,
-                            batch_size=args.batch_size, tta=args.tta, report_dir=args.report)
+    result = evaluate_model(
+        args.model,
+        args.data,
+        fmt=args.format,
+        split=args.split,
+        split_file=args.split_file,
+        batch_size=args.batch_size,
+        tta=args.tta,
+        report_dir=args.report,
+    )
     from agegender.metrics import format_metrics
 
     print(format_metrics(result["overall"]))

@@ -8,9 +8,12 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("predict", help="predict age and gender on photos, folders, manifests or a competition set",
-                       description="Every face in every image gets an estimate; bad files get a status, never a crash."
-                       " Exit code 0: all files ok; 1: some file had no usable face or could not be read.")
+    p = sub.add_parser(
+        "predict",
+        help="predict age and gender on photos, folders, manifests or a competition set",
+        description="Every face in every image gets an estimate; bad files get a status, never a crash."
+        " Exit code 0: all files ok; 1: some file had no usable face or could not be read.",
+    )
     p.add_argument("inputs", nargs="*", help="image files, folders or glob patterns")
     p.add_argument("--model", help="model folder (default: the shipped model)")
     p.add_argument("--manifest", help="CSV with a 'path' column (and optional 'id')")
@@ -61,9 +64,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         detector = create_detector(args.detector, model_path=args.detector_model)
     predictor = Predictor.load(args.model, backend=args.backend, detector=detector, tta=args.tta)
-    results = list(batch.run_predictions(predictor, items, detect=not args.no_detect,
-                                         single=bool(args.competition), chunk=args.batch_size,
-                                         progress=not args.quiet))
+    results = list(
+        batch.run_predictions(
+            predictor,
+            items,
+            detect=not args.no_detect,
+            single=bool(args.competition),
+            chunk=args.batch_size,
+            progress=not args.quiet,
+        )
+    )
     if args.competition:
         out = Path(args.output or Path(args.competition) / "submission.csv")
         batch.atomic_write_text(out, batch.to_submission(results))

@@ -11,25 +11,44 @@ _DEFAULTS = ServeLimits()
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "serve", help="web demo and HTTP API",
+        "serve",
+        help="web demo and HTTP API",
         description="Serve the web demo at / and the JSON API at /api/v1/predict. Binds to 127.0.0.1 unless "
-                    "--host says otherwise (use 0.0.0.0 to accept connections from other machines).")
+        "--host says otherwise (use 0.0.0.0 to accept connections from other machines).",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--model", default=None, help="model folder or .ckpt (default: the shipped model)")
     p.add_argument("--detector", default="auto", help="face detector: auto, mtcnn, yunet, haar")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
     p.add_argument("--threads", type=int, default=None, help="CPU threads per model call")
-    p.add_argument("--max-upload-mb", type=float, default=_DEFAULTS.max_upload_bytes / MB,
-                   help="largest accepted upload in MiB (default %(default)g)")
-    p.add_argument("--max-pixels", type=int, default=_DEFAULTS.max_pixels,
-                   help="largest accepted image in pixels, width x height (default %(default)d)")
-    p.add_argument("--timeout", type=float, default=_DEFAULTS.timeout_s,
-                   help="seconds before a request is abandoned with 504 (default %(default)g)")
-    p.add_argument("--concurrency", type=int, default=_DEFAULTS.concurrency,
-                   help="model calls run at once (default %(default)d)")
-    p.add_argument("--queue-size", type=int, default=_DEFAULTS.queue_size,
-                   help="requests allowed to wait; more are refused with 503 (default %(default)d)")
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=_DEFAULTS.max_upload_bytes / MB,
+        help="largest accepted upload in MiB (default %(default)g)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=_DEFAULTS.max_pixels,
+        help="largest accepted image in pixels, width x height (default %(default)d)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=_DEFAULTS.timeout_s,
+        help="seconds before a request is abandoned with 504 (default %(default)g)",
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=_DEFAULTS.concurrency, help="model calls run at once (default %(default)d)"
+    )
+    p.add_argument(
+        "--queue-size",
+        type=int,
+        default=_DEFAULTS.queue_size,
+        help="requests allowed to wait; more are refused with 503 (default %(default)d)",
+    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
 
@@ -38,17 +57,24 @@ def config_from_args(args: argparse.Namespace):
     """The :class:`~agegender.serving.app.ServeConfig` the flags describe (separate so it can be tested)."""
     from agegender.serving.app import ServeConfig
 
-    limits = ServeLimits(max_upload_bytes=int(args.max_upload_mb * MB), max_pixels=args.max_pixels,
-                         timeout_s=args.timeout, concurrency=args.concurrency, queue_size=args.queue_size)
-    return ServeConfig(model=args.model, detector=args.detector, backend=args.backend, threads=args.threads,
-                       limits=limits)
+    limits = ServeLimits(
+        max_upload_bytes=int(args.max_upload_mb * MB),
+        max_pixels=args.max_pixels,
+        timeout_s=args.timeout,
+        concurrency=args.concurrency,
+        queue_size=args.queue_size,
+    )
+    return ServeConfig(
+        model=args.model, detector=args.detector, backend=args.backend, threads=args.threads, limits=limits
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from agegender.serving.app import serve
     except ModuleNotFoundError as e:
-        raise RuntimeError(f"serving needs the 'serve' extra ({e.name} is missing): "
-                           "pip install 'agegender[serve]'") from None
+        raise RuntimeError(
+            f"serving needs the 'serve' extra ({e.name} is missing): pip install 'agegender[serve]'"
+        ) from None
     serve(config_from_args(args), host=args.host, port=args.port, log_level=args.log_level)
     return 0

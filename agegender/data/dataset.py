@@ -29,8 +29,9 @@ def decode_all(records: Sequence[FaceRecord], size: int, progress: bool = False)
     out = np.empty((len(records), size, size, 3), dtype=np.uint8)
     with ThreadPoolExecutor(max_workers=4) as pool:
         it = pool.map(lambda r: _read(r, size), records)
-        for i, img in enumerate(tqdm(it, total=len(records), desc="decoding images", disable=not progress,
-                                     leave=False)):
+        for i, img in enumerate(
+            tqdm(it, total=len(records), desc="decoding images", disable=not progress, leave=False)
+        ):
             out[i] = img
     return out
 

@@ -10,8 +10,9 @@ from agegender.data.records import GENDER_NAMES, RACE_NAMES, Reading
 from agegender.data.splits import AGE_BANDS, age_band, split_records
 
 
-def inspect_dataset(path: str | Path, format: str = "auto", split_file: str | Path | None = None,
-                    progress: bool = True) -> tuple[dict, Reading]:
+def inspect_dataset(
+    path: str | Path, format: str = "auto", split_file: str | Path | None = None, progress: bool = True
+) -> tuple[dict, Reading]:
     reading = read_dataset(path, format, progress=progress)
     recs = reading.records
     labelled = [r for r in recs if r.labelled]
@@ -45,8 +46,9 @@ def format_inspection(info: dict, reading: Reading, width: int = 40) -> str:
         if "race" in info:
             lines.append("race: " + ", ".join(f"{k} {v}" for k, v in info["race"].items()))
         lines.append("split (train/val/test): " + " / ".join(str(v) for v in info["split_sizes"].values()))
-    lines.append(f"duplicate groups (byte-identical files): {info['duplicate_groups']} groups, "
-                 f"{info['duplicate_files']} files")
+    lines.append(
+        f"duplicate groups (byte-identical files): {info['duplicate_groups']} groups, {info['duplicate_files']} files"
+    )
     for g in info["duplicate_examples"]:
         lines.append("  " + " = ".join(g))
     return "\n".join(lines)

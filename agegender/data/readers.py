@@ -229,7 +229,9 @@ def _id_resolver(root: Path) -> Callable[[dict], Path | None]:
 def read_competition(root: Path, report: ReadReport, split: str = "train") -> list[FaceRecord]:
     csv = root / f"{split}.csv"
     if not csv.is_file():
-        raise DataError(f"{root}: competition layout needs {csv.name} (found: {sorted(p.name for p in root.glob('*.csv'))})")
+        raise DataError(
+            f"{root}: competition layout needs {csv.name} (found: {sorted(p.name for p in root.glob('*.csv'))})"
+        )
     df = _read_csv(csv)
     labelled = split == "train"
     need = {"age", "gender"} if labelled else set()

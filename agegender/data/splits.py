@@ -42,9 +42,7 @@ def _allocate(n: int, fractions: Sequence[float]) -> list[int]:
     return counts
 
 
-def compute_split(
-    records: Sequence[FaceRecord], fractions: Sequence[float] = DEFAULT_FRACTIONS
-) -> dict[str, str]:
+def compute_split(records: Sequence[FaceRecord], fractions: Sequence[float] = DEFAULT_FRACTIONS) -> dict[str, str]:
     """Map each content digest to 'train', 'val' or 'test', stratified by age band and gender.
 
     Identical files share a digest and therefore a side; the stratum of a group is the smallest of its

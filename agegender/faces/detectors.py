@@ -20,6 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from agegender.registry import Registry
+
 __all__ = [
     "Detection",
     "FaceDetector",
@@ -127,33 +129,19 @@ def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------- registry
 
-_REGISTRY: dict[str, Callable[..., FaceDetector]] = {}
-
-
-def register_detector(name: str) -> Callable[[Callable[..., FaceDetector]], Callable[..., FaceDetector]]:
-    """Class/factory decorator: make a detector creatable by ``name``."""
-
-    def wrap(factory: Callable[..., FaceDetector]) -> Callable[..., FaceDetector]:
-        if name in _REGISTRY:
-            raise ValueError(f"detector {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
-
-    return wrap
+DETECTORS: Registry[Callable[..., FaceDetector]] = Registry("face detector")
+#: Class/factory decorator: make a detector creatable by ``name``.
+register_detector = DETECTORS.register
 
 
 def available_detectors() -> list[str]:
     """Registered detector names (``auto`` included); whether a back-end works is checked on creation."""
-    return sorted(_REGISTRY)
+    return DETECTORS.names()
 
 
 def create_detector(name: str = "auto", **kwargs: Any) -> FaceDetector:
     """Build a registered detector; unknown names list the known ones."""
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown face detector {name!r}; available: {', '.join(available_detectors())}") from None
-    return factory(**kwargs)
+    return DETECTORS.get(name)(**kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ haar

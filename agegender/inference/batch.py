@@ -41,8 +41,13 @@ class FileResult:
     faces: list[FaceResult] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "id": self.id, "status": self.status, "message": self.message,
-                "faces": [f.to_dict() for f in self.faces]}
+        return {
+            "path": self.path,
+            "id": self.id,
+            "status": self.status,
+            "message": self.message,
+            "faces": [f.to_dict() for f in self.faces],
+        }
 
 
 def collect_inputs(inputs: Iterable[str], recursive: bool = False) -> list[Item]:
@@ -111,8 +116,10 @@ def run_predictions(
 ) -> Iterator[FileResult]:
     """Yield one :class:`FileResult` per item, in order. ``single``: exactly one face per file (the best
     detection, else the whole image), for outputs that need one row per input."""
-    with ThreadPoolExecutor(max_workers=2) as pool, tqdm(total=len(items), desc="images", disable=not progress,
-                                                         unit="img") as bar:
+    with (
+        ThreadPoolExecutor(max_workers=2) as pool,
+        tqdm(total=len(items), desc="images", disable=not progress, unit="img") as bar,
+    ):
         for start in range(0, len(items), chunk):
             loaded = list(pool.map(_load, items[start : start + chunk]))
             good = [(it, img) for it, img, _ in loaded if img is not None]
@@ -166,8 +173,22 @@ def to_csv(results: list[FileResult]) -> str:
             w.writerow([r.path, r.id or "", r.status, "", *[""] * len(FACE_COLUMNS), r.message])
         for i, f in enumerate(r.faces):
             box = " ".join(f"{v:g}" for v in f.box) if f.box else ""
-            w.writerow([r.path, r.id or "", r.status, i, f.age, f.age_low, f.age_high, f.gender,
-                        f.gender_probability, f.status, box, f.message or r.message])
+            w.writerow(
+                [
+                    r.path,
+                    r.id or "",
+                    r.status,
+                    i,
+                    f.age,
+                    f.age_low,
+                    f.age_high,
+                    f.gender,
+                    f.gender_probability,
+                    f.status,
+                    box,
+                    f.message or r.message,
+                ]
+            )
     return buf.getvalue()
 
 
@@ -207,5 +228,7 @@ def to_table(results: list[FileResult]) -> str:
 def summarize(results: list[FileResult]) -> str:
     c = Counter(r.status for r in results)
     faces = sum(1 for r in results for f in r.faces if f.status == "ok")
-    return (f"{len(results)} files: {c.get('ok', 0)} ok, {c.get('no_face', 0)} without a usable face, "
-            f"{c.get('error', 0)} unreadable; {faces} faces estimated")
+    return (
+        f"{len(results)} files: {c.get('ok', 0)} ok, {c.get('no_face', 0)} without a usable face, "
+        f"{c.get('error', 0)} unreadable; {faces} faces estimated"
+    )

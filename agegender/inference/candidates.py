@@ -8,9 +8,27 @@ from pathlib import Path
 from agegender.inference.evaluate import evaluate_model
 from agegender.inference.speed import benchmark_speed
 
-COLUMNS = ["name", "backbone", "input_size", "age_head", "epochs", "s_per_epoch", "params_m", "val_mae", "val_score",
-           "test_mae", "test_rmse", "test_gender_acc", "test_f1", "test_score", "test_under13_mae",
-           "test_under13_acc", "test_60plus_mae", "test_60plus_acc", "onnx_faces_per_s"]
+COLUMNS = [
+    "name",
+    "backbone",
+    "input_size",
+    "age_head",
+    "epochs",
+    "s_per_epoch",
+    "params_m",
+    "val_mae",
+    "val_score",
+    "test_mae",
+    "test_rmse",
+    "test_gender_acc",
+    "test_f1",
+    "test_score",
+    "test_under13_mae",
+    "test_under13_acc",
+    "test_60plus_mae",
+    "test_60plus_acc",
+    "onnx_faces_per_s",
+]
 
 
 def _pooled(bands: dict, names: list[str]) -> tuple[float | None, float | None]:
@@ -48,9 +66,13 @@ def candidate_row(run_dir: str | Path, data: str | Path, name: str | None = None
     if test:
         res = evaluate_model(model, data, split="test", split_file=run / "split.json", progress=False)
         t = res["overall"]
-        row.update(test_mae=round(t["mae"], 3), test_rmse=round(t["rmse"], 3),
-                   test_gender_acc=round(t["gender_acc"], 4), test_f1=round(t["gender_f1"], 4),
-                   test_score=round(t["score"], 4))
+        row.update(
+            test_mae=round(t["mae"], 3),
+            test_rmse=round(t["rmse"], 3),
+            test_gender_acc=round(t["gender_acc"], 4),
+            test_f1=round(t["gender_f1"], 4),
+            test_score=round(t["score"], 4),
+        )
         bands = res["slices"]["age_band"]
         row["test_under13_mae"], row["test_under13_acc"] = _pooled(bands, ["0-12"])
         row["test_60plus_mae"], row["test_60plus_acc"] = _pooled(bands, ["60-69", "70+"])

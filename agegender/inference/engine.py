@@ -46,8 +46,9 @@ class TorchEngine:
         return age.numpy(), std.numpy(), pf.numpy()
 
 
-def predict_crops(engine, crops: Sequence[np.ndarray], batch_size: int = 64, tta: bool = False,
-                  progress: bool = False) -> Predictions:
+def predict_crops(
+    engine, crops: Sequence[np.ndarray], batch_size: int = 64, tta: bool = False, progress: bool = False
+) -> Predictions:
     """Run an engine over many crops in batches; ``tta`` averages with the mirrored crop."""
     from tqdm.auto import tqdm
 

@@ -67,8 +67,15 @@ def evaluate_model(
     if report_dir is not None:
         from agegender.inference.report import write_report
 
-        preds = {"age_true": at, "age_pred": age, "age_std": std, "gender_true": gt, "p_female": pf,
-                 "race": [r.race for r in records], "paths": [str(r.path) for r in records]}
+        preds = {
+            "age_true": at,
+            "age_pred": age,
+            "age_std": std,
+            "gender_true": gt,
+            "p_female": pf,
+            "race": [r.race for r in records],
+            "paths": [str(r.path) for r in records],
+        }
         write_report(result, preds, Path(report_dir))
     return result
 

@@ -23,8 +23,14 @@ def export_onnx(net: AgeGenderNet, path: str | Path, opset: int = 17) -> Path:
     x = torch.zeros(1, 3, net.input_size, net.input_size)
     tmp = path.with_suffix(".onnx.tmp")
     torch.onnx.export(
-        wrapper, (x,), str(tmp), input_names=["image"], output_names=OUTPUT_NAMES, opset_version=opset,
-        dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}}, dynamo=False,
+        wrapper,
+        (x,),
+        str(tmp),
+        input_names=["image"],
+        output_names=OUTPUT_NAMES,
+        opset_version=opset,
+        dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
+        dynamo=False,
     )
     tmp.replace(path)
     return path

@@ -72,8 +72,15 @@ class Predictor:
     >>> faces[0].age, faces[0].gender                      # doctest: +SKIP
     """
 
-    def __init__(self, engine, config: dict | None = None, detector: Any = "auto", tta: bool = False,
-                 min_face_size: float | None = None, blur_threshold: float | None = None) -> None:
+    def __init__(
+        self,
+        engine,
+        config: dict | None = None,
+        detector: Any = "auto",
+        tta: bool = False,
+        min_face_size: float | None = None,
+        blur_threshold: float | None = None,
+    ) -> None:
         self.engine = engine
         self.config = config or {}
         self._detector_spec = detector
@@ -83,8 +90,15 @@ class Predictor:
         self.blur_threshold = blur_threshold
 
     @classmethod
-    def load(cls, path: str | Path | None = None, backend: str = "auto", detector: Any = "auto",
-             tta: bool = False, threads: int | None = None, **kwargs: Any) -> Predictor:
+    def load(
+        cls,
+        path: str | Path | None = None,
+        backend: str = "auto",
+        detector: Any = "auto",
+        tta: bool = False,
+        threads: int | None = None,
+        **kwargs: Any,
+    ) -> Predictor:
         """Load a model folder (default: the shipped model). ``backend``: auto | torch | onnx."""
         folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
         net, config = load_net(folder if path is not None or folder.exists() else None)
@@ -97,8 +111,9 @@ class Predictor:
                 engine = OnnxEngine(onnx_file, net.input_size, net.mean, net.std, threads)
             else:  # export to a temporary file: ONNX Runtime holds the model in memory once the session exists
                 with tempfile.TemporaryDirectory(prefix="agegender-onnx-") as tmp:
-                    engine = OnnxEngine(export_onnx(net, Path(tmp) / "model.onnx"), net.input_size, net.mean,
-                                        net.std, threads)
+                    engine = OnnxEngine(
+                        export_onnx(net, Path(tmp) / "model.onnx"), net.input_size, net.mean, net.std, threads
+                    )
         elif backend in ("torch", "auto"):
             engine = TorchEngine(net, threads)
         else:

@@ -29,9 +29,14 @@ def _sample_photo() -> np.ndarray:
     return data.astronaut()
 
 
-def benchmark_speed(model: str | Path | None = None, backends: tuple[str, ...] = ("torch", "onnx"),
-                    batch_size: int = 64, repeats: int = 7, threads: int | None = None,
-                    photos: list[str] | None = None) -> dict:
+def benchmark_speed(
+    model: str | Path | None = None,
+    backends: tuple[str, ...] = ("torch", "onnx"),
+    batch_size: int = 64,
+    repeats: int = 7,
+    threads: int | None = None,
+    photos: list[str] | None = None,
+) -> dict:
     """Measure each backend on this machine; medians of ``repeats`` runs after warm-up."""
     from agegender.data.images import load_image
     from agegender.inference.predictor import Predictor
@@ -40,8 +45,12 @@ def benchmark_speed(model: str | Path | None = None, backends: tuple[str, ...] =
     imgs = [load_image(p) for p in photos] if photos else [_sample_photo()]
     rng = np.random.default_rng(0)
     out: dict = {
-        "machine": {"cpu_count": os.cpu_count(), "threads": threads, "processor": platform.processor() or
-                    platform.machine(), "python": platform.python_version()},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "threads": threads,
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+        },
         "model": str(model) if model else "default",
         "batch_size": batch_size,
         "repeats": repeats,
@@ -78,6 +87,8 @@ def format_speed(result: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for name, b in result["backends"].items():
-        lines.append(f"| {name} | {b['faces_per_s_batched']} | {b['faces_per_s_batched_with_preprocessing']} | "
-                     f"{b['single_face_latency_ms']} | {b['photos_per_s_end_to_end']} |")
+        lines.append(
+            f"| {name} | {b['faces_per_s_batched']} | {b['faces_per_s_batched_with_preprocessing']} | "
+            f"{b['single_face_latency_ms']} | {b['photos_per_s_end_to_end']} |"
+        )
     return "\n".join(lines)

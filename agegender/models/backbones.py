@@ -162,8 +162,9 @@ def efficientnet_lite0(pretrained: bool = False, pretrained_path: str | None = N
     net = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0)
     if pretrained or pretrained_path:
         path = resolve_weights_file(pretrained_path, LITE0_FILE, "EfficientNet-Lite0")
-        src = [v for k, v in torch.load(path, map_location="cpu", weights_only=True).items()
-               if not k.startswith("_fc.")]
+        src = [
+            v for k, v in torch.load(path, map_location="cpu", weights_only=True).items() if not k.startswith("_fc.")
+        ]
         dst = net.state_dict()
         if len(src) != len(dst) or any(a.shape != b.shape for a, b in zip(src, dst.values(), strict=True)):
             raise WeightsError(f"{path} does not match efficientnet_lite0 tensor by tensor")

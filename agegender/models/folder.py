@@ -28,15 +28,25 @@ class ModelFolderError(FileNotFoundError):
 def save_model_folder(net: AgeGenderNet, folder: str | Path, metadata: dict | None = None) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    cfg = dataclasses.replace(net.cfg, pretrained=False, pretrained_path=None, input_size=net.input_size,
-                              mean=list(net.mean), std=list(net.std))
+    cfg = dataclasses.replace(
+        net.cfg,
+        pretrained=False,
+        pretrained_path=None,
+        input_size=net.input_size,
+        mean=list(net.mean),
+        std=list(net.std),
+    )
     config = {
         "format_version": FORMAT_VERSION,
         "model": cfg.to_dict(),
-        "preprocessing": {"input_size": net.input_size, "mean": list(net.mean), "std": list(net.std),
-                          "color": "RGB", "crop": CROP_CONVENTION},
-        "labels": {"gender": {"0": "male", "1": "female"}, "age_range": [0, cfg.num_bins - 1],
-                   "age_unit": "years"},
+        "preprocessing": {
+            "input_size": net.input_size,
+            "mean": list(net.mean),
+            "std": list(net.std),
+            "color": "RGB",
+            "crop": CROP_CONVENTION,
+        },
+        "labels": {"gender": {"0": "male", "1": "female"}, "age_range": [0, cfg.num_bins - 1], "age_unit": "years"},
         **(metadata or {}),
     }
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}

@@ -114,9 +114,7 @@ class MobileFaceNet(nn.Module):
     feature_dim: int = 512
     embedding_dim: int = 128
 
-    def __init__(
-        self, bottleneck_setting: Sequence[Sequence[int]] = MOBILEFACENET_BOTTLENECK_SETTING
-    ) -> None:
+    def __init__(self, bottleneck_setting: Sequence[Sequence[int]] = MOBILEFACENET_BOTTLENECK_SETTING) -> None:
         super().__init__()
         self.conv1 = ConvBlock(3, 64, 3, 2, 1)
         self.dw_conv1 = ConvBlock(64, 64, 3, 1, 1, dw=True)

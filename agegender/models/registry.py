@@ -10,6 +10,7 @@ from pathlib import Path
 from torch import nn
 
 from agegender.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from agegender.registry import Registry
 
 
 @dataclass
@@ -25,36 +26,26 @@ class Backbone:
 
 
 BackboneFactory = Callable[..., Backbone]
-_REGISTRY: dict[str, BackboneFactory] = {}
+BACKBONES: Registry[BackboneFactory] = Registry("backbone")
+#: Decorator registering a backbone factory under a name (see agegender/models/backbones.py).
+register_backbone = BACKBONES.register
 
 
 class WeightsError(RuntimeError):
     """Pretrained weights could not be found or loaded; the message says where we looked."""
 
 
-def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:
-    def deco(fn: BackboneFactory) -> BackboneFactory:
-        if name in _REGISTRY:
-            raise ValueError(f"backbone {name!r} is registered twice")
-        _REGISTRY[name] = fn
-        return fn
-
-    return deco
-
-
 def list_backbones() -> list[str]:
     import agegender.models.backbones  # noqa: F401  (registers the built-in backbones)
 
-    return sorted(_REGISTRY)
+    return BACKBONES.names()
 
 
 def create_backbone(name: str, pretrained: bool = False, pretrained_path: str | None = None) -> Backbone:
     """Build a registered backbone; ``pretrained`` loads its reference weights, ``pretrained_path`` a file."""
     import agegender.models.backbones  # noqa: F401  (registers the built-in backbones)
 
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown backbone {name!r}; available: {', '.join(list_backbones())}")
-    return _REGISTRY[name](pretrained=pretrained, pretrained_path=pretrained_path)
+    return BACKBONES.get(name)(pretrained=pretrained, pretrained_path=pretrained_path)
 
 
 def resolve_weights_file(pretrained_path: str | None, default_relative: str, what: str) -> Path:

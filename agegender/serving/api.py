@@ -38,8 +38,9 @@ def error_response(err: ServingError) -> JSONResponse:
 async def _read_capped(request: Request, cap: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise TooLarge(f"The upload is {format_bytes(int(declared))}; the limit is "
-                       f"{format_bytes(cap - MULTIPART_OVERHEAD)}.")
+        raise TooLarge(
+            f"The upload is {format_bytes(int(declared))}; the limit is {format_bytes(cap - MULTIPART_OVERHEAD)}."
+        )
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.stream():  # also bounds chunked uploads, which have no Content-Length
@@ -66,8 +67,9 @@ async def extract_image(request: Request, max_upload_bytes: int) -> tuple[bytes,
     cap = max_upload_bytes + MULTIPART_OVERHEAD
     if content_type.startswith("multipart/form-data"):
         body = await _read_capped(request, cap)
-        parser = MultiPartParser(request.headers, _single_chunk(body), max_files=4, max_fields=16,
-                                 max_part_size=MULTIPART_OVERHEAD)
+        parser = MultiPartParser(
+            request.headers, _single_chunk(body), max_files=4, max_fields=16, max_part_size=MULTIPART_OVERHEAD
+        )
         try:
             form = await parser.parse()
         except MultiPartException as e:
@@ -79,8 +81,10 @@ async def extract_image(request: Request, max_upload_bytes: int) -> tuple[bytes,
             if not isinstance(upload, UploadFile):
                 raise MissingFile("Form field 'file' must be a file upload, not a text value.")
             if not _accepted(upload.content_type):
-                raise UnsupportedType(f"Unsupported file type {upload.content_type!r}: upload an image "
-                                      "(JPEG, PNG, WebP, BMP, TIFF or GIF).")
+                raise UnsupportedType(
+                    f"Unsupported file type {upload.content_type!r}: upload an image "
+                    "(JPEG, PNG, WebP, BMP, TIFF or GIF)."
+                )
             data = await upload.read()
             name = upload.filename or "upload"
         finally:
@@ -90,8 +94,10 @@ async def extract_image(request: Request, max_upload_bytes: int) -> tuple[bytes,
         return await _read_capped(request, max_upload_bytes), "upload"
     if not content_type:
         raise MissingFile("Send the image as multipart form field 'file', e.g. curl -F file=@photo.jpg URL.")
-    raise UnsupportedType(f"Unsupported content type {content_type.split(';')[0]!r}: send multipart/form-data "
-                          "with field 'file', or the image bytes with an image/* content type.")
+    raise UnsupportedType(
+        f"Unsupported content type {content_type.split(';')[0]!r}: send multipart/form-data "
+        "with field 'file', or the image bytes with an image/* content type."
+    )
 
 
 def build_router(service: Service) -> APIRouter:

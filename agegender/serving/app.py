@@ -55,9 +55,13 @@ class ServeConfig:
             queue_size=int(num("AGEGENDER_QUEUE_SIZE", defaults.queue_size)),
         )
         threads = env.get("AGEGENDER_THREADS")
-        return cls(model=env.get("AGEGENDER_MODEL") or None, detector=env.get("AGEGENDER_DETECTOR", "auto"),
-                   backend=env.get("AGEGENDER_BACKEND", "auto"), threads=int(threads) if threads else None,
-                   limits=limits)
+        return cls(
+            model=env.get("AGEGENDER_MODEL") or None,
+            detector=env.get("AGEGENDER_DETECTOR", "auto"),
+            backend=env.get("AGEGENDER_BACKEND", "auto"),
+            threads=int(threads) if threads else None,
+            limits=limits,
+        )
 
 
 def create_app(config: ServeConfig | None = None, service: Service | None = None) -> FastAPI:
@@ -65,8 +69,9 @@ def create_app(config: ServeConfig | None = None, service: Service | None = None
     config = config or ServeConfig()
     owns_service = service is None
     if service is None:
-        service = Service.load(config.model, config.limits, detector=config.detector, backend=config.backend,
-                               threads=config.threads)
+        service = Service.load(
+            config.model, config.limits, detector=config.detector, backend=config.backend, threads=config.threads
+        )
     limits = service.limits
 
     @contextlib.asynccontextmanager
@@ -75,8 +80,12 @@ def create_app(config: ServeConfig | None = None, service: Service | None = None
         if owns_service:
             service.close()
 
-    app = FastAPI(title="agegender", version=__version__, lifespan=lifespan,
-                  description="Age and gender estimation from face photos. The web demo is at `/`.")
+    app = FastAPI(
+        title="agegender",
+        version=__version__,
+        lifespan=lifespan,
+        description="Age and gender estimation from face photos. The web demo is at `/`.",
+    )
     app.state.service = service
     # API routes first: the Gradio app mounted at "/" would otherwise catch these paths.
     app.include_router(build_router(service))
@@ -85,18 +94,29 @@ def create_app(config: ServeConfig | None = None, service: Service | None = None
     demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
     app.state.demo = demo
     allowed = [str(p.parent) for p in example_paths()[:1]] or [str(PACKAGE_DIR)]
-    gr.mount_gradio_app(app, demo, path="/", max_file_size=limits.max_upload_bytes, allowed_paths=allowed,
-                        theme=theme(), css=CSS, footer_links=["api", "gradio"], show_error=True, ssr_mode=False,
-                        mcp_server=False, run_history=False)
+    gr.mount_gradio_app(
+        app,
+        demo,
+        path="/",
+        max_file_size=limits.max_upload_bytes,
+        allowed_paths=allowed,
+        theme=theme(),
+        css=CSS,
+        footer_links=["api", "gradio"],
+        show_error=True,
+        ssr_mode=False,
+        mcp_server=False,
+        run_history=False,
+    )
     return app
 
 
-def serve(config: ServeConfig | None = None, host: str = "127.0.0.1", port: int = 7860,
-          log_level: str = "info") -> None:
+def serve(
+    config: ServeConfig | None = None, host: str = "127.0.0.1", port: int = 7860, log_level: str = "info"
+) -> None:
     """Load the model and serve until interrupted (blocking)."""
     import uvicorn
 
     app = create_app(config)
     print(f"agegender demo on http://{host}:{port}/  (API: POST http://{host}:{port}/api/v1/predict)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
-

@@ -34,8 +34,9 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)  # bundled with Pillow: nothing to install or download
 
 
-def annotate(image: np.ndarray | Image.Image, faces: Sequence[FaceResult],
-             max_side: int = MAX_DISPLAY_SIDE) -> Image.Image:
+def annotate(
+    image: np.ndarray | Image.Image, faces: Sequence[FaceResult], max_side: int = MAX_DISPLAY_SIDE
+) -> Image.Image:
     """A copy of ``image`` (scaled to at most ``max_side``) with a numbered box and label per face."""
     img = image.copy() if isinstance(image, Image.Image) else Image.fromarray(image)
     img = img.convert("RGB")
@@ -84,22 +85,26 @@ def table_rows(faces: Sequence[FaceResult]) -> list[list[str | int]]:
     for i, f in enumerate(faces, start=1):
         ok = f.status == "ok"
         interval = f"{_num(f.age_low)}–{_num(f.age_high)}" if ok and f.age_low is not None else "–"
-        rows.append([
-            i,
-            _num(f.age) if ok else "–",
-            interval,
-            f.gender or "–",
-            f"{f.gender_probability:.0%}" if ok and f.gender_probability is not None else "–",
-            _status(f),
-        ])
+        rows.append(
+            [
+                i,
+                _num(f.age) if ok else "–",
+                interval,
+                f.gender or "–",
+                f"{f.gender_probability:.0%}" if ok and f.gender_probability is not None else "–",
+                _status(f),
+            ]
+        )
     return rows
 
 
 def summary_message(faces: Sequence[FaceResult]) -> str:
     """The one line shown above the table (and returned by the API): what was found, what was not usable."""
     if not faces:
-        return ("No face found. Use a photo where faces are clearly visible, roughly frontal and at least "
-                "about 40 pixels wide.")
+        return (
+            "No face found. Use a photo where faces are clearly visible, roughly frontal and at least "
+            "about 40 pixels wide."
+        )
     ok = sum(f.status == "ok" for f in faces)
     parts = [f"{len(faces)} face{'s' if len(faces) != 1 else ''} found"]
     skipped = len(faces) - ok

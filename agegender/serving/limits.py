@@ -45,8 +45,10 @@ class ServeLimits:
 
     def describe(self) -> str:
         """One line for the page, so users know the limits before they hit one."""
-        return (f"Images up to {format_bytes(self.max_upload_bytes)} and {self.max_pixels / 1e6:g} megapixels; "
-                f"each request may take up to {self.timeout_s:g} s.")
+        return (
+            f"Images up to {format_bytes(self.max_upload_bytes)} and {self.max_pixels / 1e6:g} megapixels; "
+            f"each request may take up to {self.timeout_s:g} s."
+        )
 
 
 def format_bytes(n: float) -> str:
@@ -97,8 +99,10 @@ def check_upload_size(size: int, limits: ServeLimits) -> None:
     if size == 0:
         raise NotAnImage("The file is empty: upload a JPEG, PNG, WebP, BMP, TIFF or GIF image.")
     if size > limits.max_upload_bytes:
-        raise TooLarge(f"The file is {format_bytes(size)}; the limit is {format_bytes(limits.max_upload_bytes)}. "
-                       "Upload a smaller or more compressed image.")
+        raise TooLarge(
+            f"The file is {format_bytes(size)}; the limit is {format_bytes(limits.max_upload_bytes)}. "
+            "Upload a smaller or more compressed image."
+        )
 
 
 def check_pixels(data: bytes, limits: ServeLimits) -> tuple[int, int]:
@@ -109,13 +113,14 @@ def check_pixels(data: bytes, limits: ServeLimits) -> tuple[int, int]:
             with Image.open(io.BytesIO(data)) as img:
                 width, height = img.size
     except Image.DecompressionBombError:
-        raise TooLarge(f"The image has too many pixels; the limit is {limits.max_pixels / 1e6:g} megapixels.") \
-            from None
+        raise TooLarge(f"The image has too many pixels; the limit is {limits.max_pixels / 1e6:g} megapixels.") from None
     except Exception:  # PIL raises many types for garbage input
         raise NotAnImage("The file is not an image that can be read (JPEG, PNG, WebP, BMP, TIFF or GIF).") from None
     if width * height > limits.max_pixels:
-        raise TooLarge(f"The image is {width}x{height} = {width * height / 1e6:.1f} megapixels; the limit is "
-                       f"{limits.max_pixels / 1e6:g} megapixels. Resize it and try again.")
+        raise TooLarge(
+            f"The image is {width}x{height} = {width * height / 1e6:.1f} megapixels; the limit is "
+            f"{limits.max_pixels / 1e6:g} megapixels. Resize it and try again."
+        )
     return width, height
 
 
@@ -160,8 +165,10 @@ class InferencePool:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
         except asyncio.TimeoutError:
             future.cancel()
-            raise Timeout(f"The request took longer than {timeout:g} s and was abandoned; the server may be "
-                          "busy, try again or use a smaller image.") from None
+            raise Timeout(
+                f"The request took longer than {timeout:g} s and was abandoned; the server may be "
+                "busy, try again or use a smaller image."
+            ) from None
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -71,8 +71,11 @@ def model_info(predictor: Predictor, model_path: str | Path | None = None) -> di
 def model_description(info: dict[str, Any]) -> str:
     """A few Markdown lines about the model, for the page."""
     lo, hi = (info.get("age_range") or [0, 100])[:2]
-    head = ("a distribution over ages " f"{lo}–{hi}, so each estimate comes with an uncertainty"
-            if info.get("age_head") == "distribution" else "a direct age regression")
+    head = (
+        f"a distribution over ages {lo}–{hi}, so each estimate comes with an uncertainty"
+        if info.get("age_head") == "distribution"
+        else "a direct age regression"
+    )
     lines = [
         f"**Model:** `{info.get('name')}` — backbone `{info.get('backbone')}` at {info.get('input_size')} px, "
         f"age head: {head}; gender head: `{info.get('gender_head')}`. Engine `{info.get('engine')}`, "
@@ -85,16 +88,19 @@ def model_description(info: dict[str, Any]) -> str:
         shown = ", ".join(f"{k} = {v:.3g}" for k, v in metrics.items() if isinstance(v, int | float))
         if shown:
             lines.append(f"Test metrics: {shown}.")
-    lines.append("Ages are shown as *estimate ± spread*; the table gives the 80% interval. Faces are first "
-                 "detected and aligned; faces that are too small or blurry are drawn in grey and not estimated.")
+    lines.append(
+        "Ages are shown as *estimate ± spread*; the table gives the 80% interval. Faces are first "
+        "detected and aligned; faces that are too small or blurry are drawn in grey and not estimated."
+    )
     return "\n\n".join(lines)
 
 
 class Service:
     """A predictor plus limits plus a bounded pool: the only object the app layers talk to."""
 
-    def __init__(self, predictor: Predictor, limits: ServeLimits | None = None,
-                 model_path: str | Path | None = None) -> None:
+    def __init__(
+        self, predictor: Predictor, limits: ServeLimits | None = None, model_path: str | Path | None = None
+    ) -> None:
         self.predictor = predictor
         self.limits = limits or ServeLimits()
         self.pool = InferencePool(self.limits)
@@ -102,8 +108,15 @@ class Service:
         self.started = time.time()
 
     @classmethod
-    def load(cls, model: str | Path | None = None, limits: ServeLimits | None = None, detector: str = "auto",
-             backend: str = "auto", threads: int | None = None, warmup: bool = True) -> Service:
+    def load(
+        cls,
+        model: str | Path | None = None,
+        limits: ServeLimits | None = None,
+        detector: str = "auto",
+        backend: str = "auto",
+        threads: int | None = None,
+        warmup: bool = True,
+    ) -> Service:
         """Load the model and, with ``warmup``, run it once so the first user does not pay for lazy setup."""
         predictor = Predictor.load(model, backend=backend, detector=detector, threads=threads)
         service = cls(predictor, limits, model)
@@ -124,8 +137,9 @@ class Service:
         except ImageError as e:
             raise NotAnImage(str(e)) from None
         faces = self.predictor.predict(image)
-        return Prediction(faces, int(image.shape[1]), int(image.shape[0]), time.perf_counter() - start,
-                          image if keep_image else None)
+        return Prediction(
+            faces, int(image.shape[1]), int(image.shape[0]), time.perf_counter() - start, image if keep_image else None
+        )
 
     async def predict_bytes(self, data: bytes, name: str = "upload", keep_image: bool = False) -> Prediction:
         """Validate, decode and predict off the event loop; raises :class:`ServingError` subclasses."""

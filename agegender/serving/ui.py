@@ -29,8 +29,9 @@ CSS = """
 
 def theme() -> gr.themes.Base:
     """Default look with system fonts: the stock theme would fetch Google Fonts, and the server may be offline."""
-    return gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
-                             font_mono=["ui-monospace", "Consolas", "monospace"])
+    return gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "Consolas", "monospace"]
+    )
 
 
 def _payload_source(payload: Any) -> tuple[bytes | Path, str, int]:
@@ -82,50 +83,93 @@ def build_demo(service: Service) -> gr.Blocks:
             data = source if isinstance(source, bytes) else await asyncio.to_thread(source.read_bytes)
             result = await service.predict_bytes(data, name, keep_image=True)
         except OSError:
-            raise gr.Error("The uploaded file could not be read; upload it again.", title="Upload failed",
-                           duration=20, print_exception=False) from None
+            raise gr.Error(
+                "The uploaded file could not be read; upload it again.",
+                title="Upload failed",
+                duration=20,
+                print_exception=False,
+            ) from None
         except ServingError as err:
             raise gr.Error(err.message, title=err.title, duration=20, print_exception=False) from None
         drawing = await asyncio.to_thread(annotate, result.image, result.faces)
-        payload = {"faces": [f.to_dict() for f in result.faces], "count": len(result.faces),
-                   "message": result.message, "image": {"width": result.width, "height": result.height}}
+        payload = {
+            "faces": [f.to_dict() for f in result.faces],
+            "count": len(result.faces),
+            "message": result.message,
+            "image": {"width": result.width, "height": result.height},
+        }
         table = pd.DataFrame(table_rows(result.faces), columns=TABLE_HEADERS)
         return drawing, table, f"**{result.message}**", payload
 
     limits = service.limits
     with gr.Blocks(title=f"{TITLE} · agegender", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(f"# {TITLE}\nUpload a photo: every face is found, boxed and labelled with an age estimate "
-                    "(± its spread) and a gender. Pink: female, blue: male, grey: not estimated.")
+        gr.Markdown(
+            f"# {TITLE}\nUpload a photo: every face is found, boxed and labelled with an age estimate "
+            "(± its spread) and a gender. Pink: female, blue: male, grey: not estimated."
+        )
         with gr.Row():
             with gr.Column(scale=1):
-                photo = gr.Image(label="Photo", type="filepath", image_mode=None,
-                                 sources=["upload", "clipboard", "webcam"], elem_id="photo", height=420)
+                photo = gr.Image(
+                    label="Photo",
+                    type="filepath",
+                    image_mode=None,
+                    sources=["upload", "clipboard", "webcam"],
+                    elem_id="photo",
+                    height=420,
+                )
                 run = gr.Button("Estimate age & gender", variant="primary", elem_id="run")
                 examples_box = gr.Column()  # filled below, once the outputs exist
             with gr.Column(scale=1):
-                result = gr.Image(label="Faces", type="pil", format="jpeg", interactive=False,
-                                  elem_id="annotated", height=420, buttons=["download", "fullscreen"])
+                result = gr.Image(
+                    label="Faces",
+                    type="pil",
+                    format="jpeg",
+                    interactive=False,
+                    elem_id="annotated",
+                    height=420,
+                    buttons=["download", "fullscreen"],
+                )
                 status = gr.Markdown(elem_id="status")
-                table = gr.Dataframe(value=_empty_table(), headers=TABLE_HEADERS, label="Faces found",
-                                     interactive=False, elem_id="faces-table", wrap=True)
+                table = gr.Dataframe(
+                    value=_empty_table(),
+                    headers=TABLE_HEADERS,
+                    label="Faces found",
+                    interactive=False,
+                    elem_id="faces-table",
+                    wrap=True,
+                )
                 with gr.Accordion("JSON", open=False):
                     raw = gr.JSON(label="Faces as in the HTTP API response", elem_id="raw-json")
         with gr.Accordion("About the model and the limits", open=True):
-            gr.Markdown(model_description(service.info) + "\n\n**Limits:** " + limits.describe() + " "
-                        f"At most {limits.concurrency} photos are processed at once; others wait in a queue. "
-                        "The same model answers the JSON API at `POST /api/v1/predict` (see the "
-                        "*Use via API* link for the Python client).")
+            gr.Markdown(
+                model_description(service.info) + "\n\n**Limits:** " + limits.describe() + " "
+                f"At most {limits.concurrency} photos are processed at once; others wait in a queue. "
+                "The same model answers the JSON API at `POST /api/v1/predict` (see the "
+                "*Use via API* link for the Python client)."
+            )
         outputs = [result, table, status, raw]
         # Clear the previous result first (queue=False: answered at once), so an error is never shown
         # next to the result of an earlier photo. Named API endpoint: /predict (gradio_client).
-        gr.on(triggers=[photo.input, run.click], fn=_cleared, outputs=outputs, queue=False,
-              api_visibility="private", show_progress="hidden").then(
-            predict, inputs=[photo], outputs=outputs, api_name="predict", show_progress="full",
-            preprocess=False)
+        gr.on(
+            triggers=[photo.input, run.click],
+            fn=_cleared,
+            outputs=outputs,
+            queue=False,
+            api_visibility="private",
+            show_progress="hidden",
+        ).then(predict, inputs=[photo], outputs=outputs, api_name="predict", show_progress="full", preprocess=False)
         paths = example_paths()
         if paths:
             with examples_box:
-                gr.Examples(examples=[[str(p)] for p in paths], inputs=[photo], outputs=outputs, fn=predict,
-                            run_on_click=True, cache_examples=False, preprocess=False,
-                            label="Examples (click one)", examples_per_page=8)
+                gr.Examples(
+                    examples=[[str(p)] for p in paths],
+                    inputs=[photo],
+                    outputs=outputs,
+                    fn=predict,
+                    run_on_click=True,
+                    cache_examples=False,
+                    preprocess=False,
+                    label="Examples (click one)",
+                    examples_per_page=8,
+                )
     return demo

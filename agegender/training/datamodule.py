@@ -39,7 +39,10 @@ class AgeGenderDataModule(L.LightningDataModule):
         if self.datasets:
             return
         reading = read_dataset(
-            self.cfg.path, self.cfg.format, strict=self.cfg.strict, duplicates=self.cfg.duplicates,
+            self.cfg.path,
+            self.cfg.format,
+            strict=self.cfg.strict,
+            duplicates=self.cfg.duplicates,
             progress=self.progress,
         )
         if self.progress and self.trainer is not None and self.trainer.is_global_zero:

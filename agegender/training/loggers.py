@@ -42,8 +42,12 @@ class TrackioLogger(Logger):
         if self._run is None:
             cfg = vars(params) if isinstance(params, Namespace) else dict(params)
             self._run = self._trackio().init(
-                project=self._project, name=self._name, config=_flatten(cfg), embed=False,
-                auto_log_cpu=False, auto_log_gpu=False,
+                project=self._project,
+                name=self._name,
+                config=_flatten(cfg),
+                embed=False,
+                auto_log_cpu=False,
+                auto_log_gpu=False,
             )
 
     @rank_zero_only

@@ -30,8 +30,14 @@ class AgeGenderModule(L.LightningModule):
         self.n_trainable = apply_trainable(self.net, self.train_cfg.trainable)
         lc = self.loss_cfg
         self.criterion = AgeGenderLoss(
-            self.model_cfg.age_head, self.model_cfg.gender_head, lc.age_loss, lc.sigma, self.model_cfg.num_bins,
-            lc.weighting, lc.age_weight, lc.gender_weight,
+            self.model_cfg.age_head,
+            self.model_cfg.gender_head,
+            lc.age_loss,
+            lc.sigma,
+            self.model_cfg.num_bins,
+            lc.weighting,
+            lc.age_weight,
+            lc.gender_weight,
         )
         self._rng = np.random.default_rng(self.train_cfg.seed)
         self.train_mae, self.train_acc = MeanAbsoluteError(), BinaryAccuracy()
@@ -71,8 +77,9 @@ class AgeGenderModule(L.LightningModule):
         mode = self._mix_mode()
         t_age, t_gender, t_dist = age, gender_f, age_dist
         if mode:
-            x, t_age, t_gender, t_dist, _ = mix_batch(x, age, gender_f, age_dist, mode, self.train_cfg.mix_alpha,
-                                                      self._rng)
+            x, t_age, t_gender, t_dist, _ = mix_batch(
+                x, age, gender_f, age_dist, mode, self.train_cfg.mix_alpha, self._rng
+            )
         out = self.net(self._prep(x))
         loss, parts = self.criterion(out, t_age, t_gender, t_dist)
         with torch.no_grad():
@@ -81,8 +88,9 @@ class AgeGenderModule(L.LightningModule):
             self.train_acc.update(p_female, gender)
         bs = x.shape[0]
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=bs, sync_dist=True)
-        self.log_dict({f"train/{k}": v for k, v in parts.items()}, on_step=False, on_epoch=True, batch_size=bs,
-                      sync_dist=True)
+        self.log_dict(
+            {f"train/{k}": v for k, v in parts.items()}, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True
+        )
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -116,21 +124,33 @@ class AgeGenderModule(L.LightningModule):
         self.train_acc.reset()
         self.log_dict({"train/mae": mae, "train/acc": acc})
         v = getattr(self, "_last_val", None)
-        val = (f" | val acc {v['val/acc']:.4f} MAE {v['val/mae']:.3f} RMSE {v['val/rmse']:.3f} "
-               f"score {v['val/score']:.4f}") if v else ""
+        val = (
+            (
+                f" | val acc {v['val/acc']:.4f} MAE {v['val/mae']:.3f} RMSE {v['val/rmse']:.3f} "
+                f"score {v['val/score']:.4f}"
+            )
+            if v
+            else ""
+        )
         lr = self.trainer.optimizers[0].param_groups[-1]["lr"]
-        self.print(f"Epoch {self.current_epoch + 1}/{self.trainer.max_epochs} | train acc {acc:.4f} "
-                   f"MAE {mae:.3f}{val} | lr {lr:.2e}")
+        self.print(
+            f"Epoch {self.current_epoch + 1}/{self.trainer.max_epochs} | train acc {acc:.4f} "
+            f"MAE {mae:.3f}{val} | lr {lr:.2e}"
+        )
 
     def configure_optimizers(self):
         oc = self.optim_cfg
         backbone = [p for p in self.net.backbone.parameters() if p.requires_grad]
         heads = [p for n, p in self.net.named_parameters() if p.requires_grad and n.split(".")[0] in HEAD_MODULES]
         heads += list(self.criterion.parameters())
-        groups = [g for g in (
-            {"params": backbone, "lr": oc.lr * oc.backbone_lr_mult},
-            {"params": heads, "lr": oc.lr},
-        ) if g["params"]]
+        groups = [
+            g
+            for g in (
+                {"params": backbone, "lr": oc.lr * oc.backbone_lr_mult},
+                {"params": heads, "lr": oc.lr},
+            )
+            if g["params"]
+        ]
         opt = torch.optim.AdamW(groups, lr=oc.lr, weight_decay=oc.weight_decay)
         if oc.scheduler == "none":
             return opt

@@ -59,13 +59,20 @@ def _slice_rows(slices: dict) -> str:
             if m.get("n"):
                 f1 = "-" if m.get("gender_f1") is None else f"{m['gender_f1']:.3f}"
                 score = "-" if m.get("score") is None else f"{m['score']:.3f}"
-                rows.append(f"| {kind}: {name} | {m['n']} | {m['mae']:.2f} | {m['rmse']:.2f} | "
-                            f"{m['gender_acc']:.3f} | {f1} | {score} |")
+                rows.append(
+                    f"| {kind}: {name} | {m['n']} | {m['mae']:.2f} | {m['rmse']:.2f} | "
+                    f"{m['gender_acc']:.3f} | {f1} | {score} |"
+                )
     return "\n".join(rows)
 
 
-def package_run(run_dir: str | Path, data: str | Path, out_dir: str | Path, report_dir: str | Path | None = None,
-                name: str = "agegender default") -> dict:
+def package_run(
+    run_dir: str | Path,
+    data: str | Path,
+    out_dir: str | Path,
+    report_dir: str | Path | None = None,
+    name: str = "agegender default",
+) -> dict:
     """Copy ``<run>/model`` to ``out_dir``, add ONNX, split.json, test metrics and MODEL_CARD.md."""
     run, out = Path(run_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,12 +88,19 @@ def package_run(run_dir: str | Path, data: str | Path, out_dir: str | Path, repo
     m = cfg["model"]
     training = cfg.get("training", {})
     card = CARD_TEMPLATE.format(
-        name=name, backbone=m["backbone"], size=m["input_size"], age_head=m["age_head"],
-        gender_head=m["gender_head"], params=sum(p.numel() for p in net.parameters()) / 1e6,
-        n_train=counts["train"], n_val=counts["val"], n_test=result["overall"]["n"],
-        recipe=training.get("recipe", {}).get("name", "?"), epochs=training.get("recipe", {}).get("train", {}).get(
-            "epochs", "?"),
-        overall=format_metrics(result["overall"]), slices=_slice_rows(result["slices"]),
+        name=name,
+        backbone=m["backbone"],
+        size=m["input_size"],
+        age_head=m["age_head"],
+        gender_head=m["gender_head"],
+        params=sum(p.numel() for p in net.parameters()) / 1e6,
+        n_train=counts["train"],
+        n_val=counts["val"],
+        n_test=result["overall"]["n"],
+        recipe=training.get("recipe", {}).get("name", "?"),
+        epochs=training.get("recipe", {}).get("train", {}).get("epochs", "?"),
+        overall=format_metrics(result["overall"]),
+        slices=_slice_rows(result["slices"]),
     )
     atomic_write_text(out / "MODEL_CARD.md", card)
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")

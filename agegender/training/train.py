@@ -70,14 +70,27 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
     net = module.net
     dm = AgeGenderDataModule(recipe.data, net.input_size, net.mean, net.std, out_dir / "split.json", tc.progress)
     ckpt_dir = out_dir / "checkpoints"
-    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch:02d}", monitor="val/score", mode="max",
-                              save_top_k=1, save_last=False)
+    best_cb = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best-{epoch:02d}", monitor="val/score", mode="max", save_top_k=1, save_last=False
+    )
     # A separate "last" checkpoint every N steps and at each epoch end, so a killed run resumes mid-epoch.
     # Lightning makes step and epoch triggers mutually exclusive in one callback: two callbacks, one file.
-    last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=tc.checkpoint_every_n_steps,
-                              save_top_k=1, save_on_train_epoch_end=True, enable_version_counter=False)
-    epoch_last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_epochs=1, save_top_k=1,
-                                    save_on_train_epoch_end=True, enable_version_counter=False)
+    last_cb = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="last",
+        every_n_train_steps=tc.checkpoint_every_n_steps,
+        save_top_k=1,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
+    epoch_last_cb = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="last",
+        every_n_epochs=1,
+        save_top_k=1,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
     loggers = build_loggers(tc.loggers, out_dir, recipe.name)
     callbacks = [best_cb, last_cb, epoch_last_cb]
     if loggers:  # LearningRateMonitor refuses to run without a logger (train.loggers=[])
@@ -117,12 +130,22 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
         "trainable_parameters": module.n_trainable,
     }
     if trainer.is_global_zero:
-        best = AgeGenderModule.load_from_checkpoint(best_cb.best_model_path, map_location="cpu") \
-            if best_cb.best_model_path else module
-        folder = save_model_folder(best.net.cpu(), out_dir / "model", {
-            "training": {"recipe": recipe.to_dict(), "best_val_score": summary["best_val_score"],
-                         "split_file": "split.json"},
-        })
+        best = (
+            AgeGenderModule.load_from_checkpoint(best_cb.best_model_path, map_location="cpu")
+            if best_cb.best_model_path
+            else module
+        )
+        folder = save_model_folder(
+            best.net.cpu(),
+            out_dir / "model",
+            {
+                "training": {
+                    "recipe": recipe.to_dict(),
+                    "best_val_score": summary["best_val_score"],
+                    "split_file": "split.json",
+                },
+            },
+        )
         summary["model_folder"] = str(folder)
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -25,8 +25,9 @@ FACE = (178, 60, 268, 175)
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_model_folder(build_model(ModelConfig(backbone="scratch_cnn", input_size=64)),
-                             tmp_path_factory.mktemp("cli") / "model")
+    return save_model_folder(
+        build_model(ModelConfig(backbone="scratch_cnn", input_size=64)), tmp_path_factory.mktemp("cli") / "model"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +52,9 @@ def _no_traceback(err: str) -> None:
 
 def test_predict_folder_json(model_dir: Path, photos: Path, tmp_path: Path, capsys) -> None:
     out_file = tmp_path / "res" / "out.json"
-    code, out, err = _run(["predict", str(photos), "--model", str(model_dir), "--format", "json", "-o",
-                           str(out_file), "--quiet"], capsys)
+    code, out, err = _run(
+        ["predict", str(photos), "--model", str(model_dir), "--format", "json", "-o", str(out_file), "--quiet"], capsys
+    )
     assert code == 0, err
     assert f"wrote {out_file}" in out
     assert err.strip().splitlines()[-1] == "2 files: 2 ok, 0 without a usable face, 0 unreadable; 2 faces estimated"
@@ -71,14 +73,31 @@ def test_predict_csv_with_bad_file(model_dir: Path, photos: Path, tmp_path: Path
     grey = tmp_path / "grey.png"
     Image.fromarray(np.full((200, 200, 3), 128, dtype=np.uint8)).save(grey)
     missing = tmp_path / "missing.jpg"
-    code, out, err = _run(["predict", str(photos / "astronaut.png"), str(bad), str(grey), str(missing),
-                           "--model", str(model_dir), "--format", "csv", "--quiet"], capsys)
+    code, out, err = _run(
+        [
+            "predict",
+            str(photos / "astronaut.png"),
+            str(bad),
+            str(grey),
+            str(missing),
+            "--model",
+            str(model_dir),
+            "--format",
+            "csv",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 1
     _no_traceback(err)
     assert err.strip().splitlines()[-1] == "4 files: 1 ok, 1 without a usable face, 2 unreadable; 1 faces estimated"
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [(Path(r["path"]).name, r["file_status"]) for r in rows] == [
-        ("astronaut.png", "ok"), ("broken.jpg", "error"), ("grey.png", "no_face"), ("missing.jpg", "error")]
+        ("astronaut.png", "ok"),
+        ("broken.jpg", "error"),
+        ("grey.png", "no_face"),
+        ("missing.jpg", "error"),
+    ]
     assert float(rows[0]["age"]) > 0 and rows[0]["gender"] in ("male", "female") and rows[0]["box"]
     assert "not a readable image" in rows[1]["message"] and "file not found" in rows[3]["message"]
 
@@ -104,8 +123,9 @@ def test_predict_competition(model_dir: Path, tmp_path: Path, capsys) -> None:
     ids = ["b12", "007", "a3", "010", "zz"]  # not sorted, with zero-padded ids that must survive as text
     root = tmp_path / "comp"
     _competition(root, ids, missing=set())
-    code, out, err = _run(["predict", "--competition", str(root), "--model", str(model_dir), "--no-detect",
-                           "--quiet"], capsys)
+    code, out, err = _run(
+        ["predict", "--competition", str(root), "--model", str(model_dir), "--no-detect", "--quiet"], capsys
+    )
     assert code == 0, err
     sub = root / "submission.csv"
     assert f"wrote {sub} (5 rows)" in out
@@ -121,8 +141,20 @@ def test_predict_competition_missing_image(model_dir: Path, tmp_path: Path, caps
     root = tmp_path / "comp"
     _competition(root, ids, missing={"1"})
     out_file = tmp_path / "elsewhere" / "sub.csv"
-    code, out, err = _run(["predict", "--competition", str(root), "--model", str(model_dir), "--no-detect",
-                           "-o", str(out_file), "--quiet"], capsys)
+    code, out, err = _run(
+        [
+            "predict",
+            "--competition",
+            str(root),
+            "--model",
+            str(model_dir),
+            "--no-detect",
+            "-o",
+            str(out_file),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 1
     _no_traceback(err)
     assert "1 unreadable" in err
@@ -142,8 +174,23 @@ def test_benchmark_speed(model_dir: Path, tmp_path: Path, capsys) -> None:
     threads = torch.get_num_threads()
     out_json = tmp_path / "speed.json"
     try:
-        code, out, err = _run(["benchmark", "speed", "--model", str(model_dir), "--repeats", "1", "--batch-size", "4",
-                               "--threads", "1", "--output", str(out_json)], capsys)
+        code, out, err = _run(
+            [
+                "benchmark",
+                "speed",
+                "--model",
+                str(model_dir),
+                "--repeats",
+                "1",
+                "--batch-size",
+                "4",
+                "--threads",
+                "1",
+                "--output",
+                str(out_json),
+            ],
+            capsys,
+        )
     finally:
         torch.set_num_threads(threads)
     assert code == 0, err

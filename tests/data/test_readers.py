@@ -44,8 +44,13 @@ def test_parse_utkface_name(name: str, expected: tuple[int, int, int | None]) ->
 
 @pytest.mark.parametrize(
     "name",
-    ["not_a_utkface_name.jpg", "25_0_2.jpg", "x_0_2_20170116174525125.jpg.chip.jpg", "25_0_2_2017.jpg.chip.jpg",
-     "25_0_2_20170116174525125.png"],
+    [
+        "not_a_utkface_name.jpg",
+        "25_0_2.jpg",
+        "x_0_2_20170116174525125.jpg.chip.jpg",
+        "25_0_2_2017.jpg.chip.jpg",
+        "25_0_2_20170116174525125.png",
+    ],
 )
 def test_parse_utkface_name_rejects(name: str) -> None:
     assert parse_utkface_name(name) is None
@@ -222,8 +227,7 @@ def test_competition_by_full_path(tmp_path: Path, make_jpeg: MakeJpeg) -> None:
         "full_path,age,gender\nimages/00/a.jpg,18,1\n01/b.jpg,64,0\nimages/02/c.jpg,40,0\n"
     )
     reading = read_dataset(tmp_path, format="competition")
-    assert sorted((r.path.name, r.age, r.gender) for r in reading.records) == [("a.jpg", 18.0, 1),
-                                                                                ("b.jpg", 64.0, 0)]
+    assert sorted((r.path.name, r.age, r.gender) for r in reading.records) == [("a.jpg", 18.0, 1), ("b.jpg", 64.0, 0)]
     assert reading.report.problems["missing_file"] == ["images/02/c.jpg"]
 
 

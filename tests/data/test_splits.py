@@ -41,8 +41,10 @@ def _sides(split: dict[str, list[FaceRecord]]) -> dict[Path, str]:
     return {r.path: side for side, recs in split.items() for r in recs}
 
 
-@pytest.mark.parametrize("band", [(0, "0-12"), (12, "0-12"), (13, "13-19"), (29.5, "30-39"), (69, "60-69"),
-                                  (70, "70+"), (116, "70+"), (500, "70+")])
+@pytest.mark.parametrize(
+    "band",
+    [(0, "0-12"), (12, "0-12"), (13, "13-19"), (29.5, "30-39"), (69, "60-69"), (70, "70+"), (116, "70+"), (500, "70+")],
+)
 def test_age_band(band: tuple[float, str]) -> None:
     assert age_band(band[0]) == band[1]
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from skimage.data import astronaut
 
 from agegender.faces import (
     BLUR_THRESHOLD,
@@ -28,18 +26,6 @@ from agegender.faces.detectors import MTCNNDetector
 from agegender.faces.template import box_frame, derive_template, sample_images
 
 
-def _shared_dir() -> Path:
-    env = os.environ.get("AGEGENDER_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
-
-
-def _shared_path(relative: str) -> Path:
-    path = _shared_dir() / relative
-    if not path.exists():
-        pytest.skip(f"shared asset missing: {path} (set AGEGENDER_SHARED to the shared folder)")
-    return path
-
-
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
 
@@ -56,23 +42,13 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def astro() -> np.ndarray:
-    return astronaut()
-
-
-@pytest.fixture(scope="module")
-def mtcnn() -> MTCNNDetector:
-    return create_detector("mtcnn")
-
-
-@pytest.fixture(scope="module")
 def astro_face(mtcnn: MTCNNDetector, astro: np.ndarray) -> Detection:
     return mtcnn.detect(astro)[0]
 
 
 @pytest.fixture(scope="module")
-def utk_chips() -> list[np.ndarray]:
-    return [_rgb(p) for p in sample_images(_shared_path("data/utkface/images"), 8, seed=1)]
+def utk_chips(shared_asset) -> list[np.ndarray]:
+    return [_rgb(p) for p in sample_images(shared_asset("data/utkface/images"), 8, seed=1)]
 
 
 # ------------------------------------------------------------------------------------------- template
@@ -194,10 +170,10 @@ def test_utkface_chips_reframe_to_themselves(mtcnn: MTCNNDetector, utk_chips: li
 
 
 @pytest.mark.shared
-def test_template_derivation_runs(tmp_path: Path) -> None:
+def test_template_derivation_runs(tmp_path: Path, shared_asset) -> None:
     images = tmp_path / "chips"
     images.mkdir()
-    for src in sample_images(_shared_path("data/utkface/images"), 8, seed=2):
+    for src in sample_images(shared_asset("data/utkface/images"), 8, seed=2):
         (images / src.name).write_bytes(src.read_bytes())
     result = derive_template(images, n=8)
     assert result.n_landmarks >= 6 and set(result.box_frames) == {"mtcnn", "haar"}
@@ -259,8 +235,8 @@ def test_extract_faces_with_haar_uses_box_frame(astro: np.ndarray) -> None:
 
 
 @pytest.mark.shared
-def test_extract_faces_t1_framed_like_utkface(mtcnn: MTCNNDetector) -> None:
-    faces = extract_faces(_rgb(_shared_path("data/wild/t1.jpg")), mtcnn)
+def test_extract_faces_t1_framed_like_utkface(mtcnn: MTCNNDetector, shared_asset) -> None:
+    faces = extract_faces(_rgb(shared_asset("data/wild/t1.jpg")), mtcnn)
     assert len(faces) == 6 and all(f.ok for f in faces), [(f.status, f.message) for f in faces]
     eye_mid, redetected = UTKFACE_TEMPLATE[:2].mean(0), []
     for face in faces:

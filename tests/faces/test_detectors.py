@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from skimage.data import astronaut
 
 from agegender.faces import detectors as det_module
 from agegender.faces.detectors import (
@@ -26,18 +24,6 @@ T1_FACES = [(960, 131), (111, 328), (321, 208), (517, 337), (791, 408), (1180, 3
 YUNET_FILE = "weights/yunet/face_detection_yunet_2026may.onnx"
 
 
-def _shared_dir() -> Path:
-    env = os.environ.get("AGEGENDER_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
-
-
-def _shared_file(relative: str) -> Path:
-    path = _shared_dir() / relative
-    if not path.is_file():
-        pytest.skip(f"shared asset missing: {path} (set AGEGENDER_SHARED to the shared folder)")
-    return path
-
-
 def _centre(d: Detection) -> np.ndarray:
     return np.array([(d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2])
 
@@ -48,28 +34,18 @@ def _matches(dets: list[Detection], centres: list[tuple[int, int]], tol: float =
 
 
 @pytest.fixture(scope="module")
-def astro() -> np.ndarray:
-    return astronaut()
-
-
-@pytest.fixture(scope="module")
-def mtcnn() -> MTCNNDetector:
-    return create_detector("mtcnn")
-
-
-@pytest.fixture(scope="module")
 def haar() -> HaarDetector:
     return create_detector("haar")
 
 
 @pytest.fixture(scope="module")
-def yunet() -> FaceDetector:
-    return create_detector("yunet", model_path=_shared_file(YUNET_FILE))
+def yunet(shared_asset) -> FaceDetector:
+    return create_detector("yunet", model_path=shared_asset(YUNET_FILE))
 
 
 @pytest.fixture(scope="module")
-def t1() -> np.ndarray:
-    bgr = cv2.imread(str(_shared_file("data/wild/t1.jpg")))
+def t1(shared_asset) -> np.ndarray:
+    bgr = cv2.imread(str(shared_asset("data/wild/t1.jpg")))
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -86,7 +62,7 @@ def test_unknown_detector_names_the_known_ones() -> None:
 
 
 def test_register_detector(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(det_module, "_REGISTRY", dict(det_module._REGISTRY))
+    monkeypatch.setattr(det_module.DETECTORS, "_items", dict(det_module.DETECTORS._items))
 
     @register_detector("fixed")
     class Fixed(FaceDetector):

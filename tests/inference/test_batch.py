@@ -37,8 +37,9 @@ from agegender.models.model import ModelConfig, build_model
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory: pytest.TempPathFactory) -> Predictor:
-    folder = save_model_folder(build_model(ModelConfig(backbone="scratch_cnn", input_size=64)),
-                               tmp_path_factory.mktemp("batch") / "model")
+    folder = save_model_folder(
+        build_model(ModelConfig(backbone="scratch_cnn", input_size=64)), tmp_path_factory.mktemp("batch") / "model"
+    )
     return Predictor.load(folder, backend="torch", detector=create_detector("auto"))
 
 
@@ -73,13 +74,16 @@ def test_collect_inputs(tmp_path: Path) -> None:
         (tmp_path / rel).write_bytes(b"x")
 
     def names(items: list[Item]) -> list[str]:
-        return [it.path.relative_to(tmp_path).as_posix() if it.path.is_absolute() else str(it.path)
-                for it in items]
+        return [it.path.relative_to(tmp_path).as_posix() if it.path.is_absolute() else str(it.path) for it in items]
 
     # Folders: image extensions only (any case), sorted; sub-folders only when recursive.
     assert names(collect_inputs([str(tmp_path)])) == ["a.PNG", "b.jpg"]
     assert names(collect_inputs([str(tmp_path)], recursive=True)) == [
-        "a.PNG", "b.jpg", "sub/d.jpeg", "sub/deeper/e.webp"]
+        "a.PNG",
+        "b.jpg",
+        "sub/d.jpeg",
+        "sub/deeper/e.webp",
+    ]
     # Files are kept as given (even without an image extension: the user asked for them).
     assert names(collect_inputs([str(tmp_path / "c.txt"), str(tmp_path / "b.jpg")])) == ["c.txt", "b.jpg"]
     # Globs, including recursive ones.
@@ -134,8 +138,9 @@ def test_run_predictions_single(predictor: Predictor, mixed: dict[str, Path]) ->
 
 
 def test_run_predictions_no_detect(predictor: Predictor, mixed: dict[str, Path]) -> None:
-    results = list(run_predictions(predictor, [Item(mixed["no_face"]), Item(mixed["text"])], detect=False,
-                                   progress=False))
+    results = list(
+        run_predictions(predictor, [Item(mixed["no_face"]), Item(mixed["text"])], detect=False, progress=False)
+    )
     assert [r.status for r in results] == ["ok", "error"]
     assert len(results[0].faces) == 1 and results[0].faces[0].box is None
 

@@ -29,8 +29,9 @@ BOX_TOL = 20
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_model_folder(build_model(ModelConfig(backbone="scratch_cnn", input_size=64)),
-                             tmp_path_factory.mktemp("pred") / "model")
+    return save_model_folder(
+        build_model(ModelConfig(backbone="scratch_cnn", input_size=64)), tmp_path_factory.mktemp("pred") / "model"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +81,9 @@ def test_load_backends(model_dir: Path, detector, astro: np.ndarray, backend: st
     assert sorted(p.name for p in model_dir.iterdir()) == ["config.json", "model.safetensors"]
 
 
-def test_onnx_backend_leaves_no_temporary_export(model_dir: Path, detector, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_onnx_backend_leaves_no_temporary_export(
+    model_dir: Path, detector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The temporary model.onnx is only needed to start the ONNX Runtime session: it must not pile up."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     pred = Predictor.load(model_dir, backend="onnx", detector=detector)
@@ -105,8 +107,7 @@ def test_load_missing_folder(tmp_path: Path) -> None:
 def test_predict_accepts_path_bytes_pil_and_array(predictor: Predictor, astro: np.ndarray, tmp_path: Path) -> None:
     path = tmp_path / "astronaut.png"
     Image.fromarray(astro).save(path)
-    inputs = {"path": path, "str": str(path), "bytes": path.read_bytes(), "pil": Image.fromarray(astro),
-              "array": astro}
+    inputs = {"path": path, "str": str(path), "bytes": path.read_bytes(), "pil": Image.fromarray(astro), "array": astro}
     results = {name: predictor.predict(x) for name, x in inputs.items()}
     for faces in results.values():
         _check_astronaut(faces)

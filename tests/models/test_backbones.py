@@ -20,8 +20,18 @@ from agegender.models.model import ModelConfig
 from agegender.models.registry import WeightsError
 
 EXPECTED_BACKBONES = {
-    "scratch_cnn", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet_b0", "efficientnet_b1",
-    "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "efficientnet_lite0", "mobilefacenet",
+    "scratch_cnn",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "mobilenet_v2",
+    "efficientnet_b0",
+    "efficientnet_b1",
+    "efficientnet_b2",
+    "efficientnet_b3",
+    "efficientnet_b4",
+    "efficientnet_lite0",
+    "mobilefacenet",
 }
 HEAD_COMBOS = [("distribution", "bce"), ("distribution", "ce"), ("regression", "bce"), ("regression", "ce")]
 BACKBONES = sorted(EXPECTED_BACKBONES)
@@ -55,7 +65,7 @@ def test_list_backbones_works_before_anything_imports_them(monkeypatch: pytest.M
     import agegender.models
     import agegender.models.registry as registry
 
-    monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry.BACKBONES, "_items", {})
     monkeypatch.delitem(sys.modules, "agegender.models.backbones")
     monkeypatch.setattr(agegender.models, "backbones", agegender.models.backbones, raising=False)
     assert set(registry.list_backbones()) >= EXPECTED_BACKBONES
@@ -66,8 +76,9 @@ def test_backbone_builds_and_net_output_shapes(backbone: str):
     torch.manual_seed(0)
     # every backbone gets one head combination, so that all four combinations are covered across backbones
     age_head, gender_head = HEAD_COMBOS[BACKBONES.index(backbone) % len(HEAD_COMBOS)]
-    net = build_model(ModelConfig(backbone=backbone, input_size=32, age_head=age_head, gender_head=gender_head,
-                                  hidden=16)).eval()
+    net = build_model(
+        ModelConfig(backbone=backbone, input_size=32, age_head=age_head, gender_head=gender_head, hidden=16)
+    ).eval()
     assert net.input_size == 32 and len(net.mean) == len(net.std) == 3
     assert isinstance(net.backbone, nn.Module)
     num_features = net.gender_head.body[0].in_features  # the heads are sized from Backbone.num_features
@@ -81,8 +92,16 @@ def test_backbone_builds_and_net_output_shapes(backbone: str):
 @pytest.mark.parametrize("backbone", ["scratch_cnn", "resnet18"])
 @pytest.mark.parametrize(("age_head", "gender_head"), HEAD_COMBOS)
 def test_all_head_combinations(backbone: str, age_head: str, gender_head: str):
-    net = build_model({"backbone": backbone, "age_head": age_head, "gender_head": gender_head, "hidden": 8,
-                       "head_layers": 2, "attention": True}).eval()
+    net = build_model(
+        {
+            "backbone": backbone,
+            "age_head": age_head,
+            "gender_head": gender_head,
+            "hidden": 8,
+            "head_layers": 2,
+            "attention": True,
+        }
+    ).eval()
     assert isinstance(net.neck, FeatureAttention)
     _check_outputs(net, torch.rand(3, 3, 32, 32), age_head, gender_head)
 
@@ -124,10 +143,12 @@ def no_network(monkeypatch: pytest.MonkeyPatch):
     socket.setdefaulttimeout(old)
 
 
-@pytest.mark.parametrize(("backbone", "rel"), [("efficientnet_lite0", LITE0_FILE),
-                                                ("mobilefacenet", MOBILEFACENET_FILE)])
-def test_local_weights_missing_says_where_it_looked(backbone: str, rel: str, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch):
+@pytest.mark.parametrize(
+    ("backbone", "rel"), [("efficientnet_lite0", LITE0_FILE), ("mobilefacenet", MOBILEFACENET_FILE)]
+)
+def test_local_weights_missing_says_where_it_looked(
+    backbone: str, rel: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.delenv("AGEGENDER_WEIGHTS_DIR", raising=False)
     with pytest.raises(WeightsError, match="AGEGENDER_WEIGHTS_DIR is not set"):
         create_backbone(backbone, pretrained=True)

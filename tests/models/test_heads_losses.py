@@ -52,8 +52,10 @@ def test_regression_and_gender_heads_decode():
     bce, ce = GenderHead(8, 4, 0.0, "bce"), GenderHead(8, 4, 0.0, "ce")
     assert bce(torch.randn(3, 8)).shape == (3,) and ce(torch.randn(3, 8)).shape == (3, 2)
     torch.testing.assert_close(bce.decode(torch.tensor([0.0, 100.0])), torch.tensor([0.5, 1.0]))
-    torch.testing.assert_close(ce.decode(torch.tensor([[0.0, 0.0], [5.0, -5.0]])),
-                               torch.tensor([0.5, torch.sigmoid(torch.tensor(-10.0)).item()]))
+    torch.testing.assert_close(
+        ce.decode(torch.tensor([[0.0, 0.0], [5.0, -5.0]])),
+        torch.tensor([0.5, torch.sigmoid(torch.tensor(-10.0)).item()]),
+    )
     with pytest.raises(ValueError, match="'bce' or 'ce'"):
         GenderHead(8, 4, 0.0, "softmax")
 
@@ -115,8 +117,9 @@ def test_bce_and_ce_gender_losses_agree_on_equivalent_logits():
     lc = ce.gender_term(torch.stack([torch.zeros(4), z], dim=1), g)  # softmax([0, z])[1] == sigmoid(z)
     torch.testing.assert_close(lb, lc)
     torch.testing.assert_close(lb, F.binary_cross_entropy_with_logits(z, g))
-    assert bce.gender_term(torch.tensor([10.0]), torch.tensor([1.0])) < bce.gender_term(torch.tensor([-10.0]),
-                                                                                       torch.tensor([1.0]))
+    assert bce.gender_term(torch.tensor([10.0]), torch.tensor([1.0])) < bce.gender_term(
+        torch.tensor([-10.0]), torch.tensor([1.0])
+    )
 
 
 def _outputs(age_head: str = "distribution", gender_head: str = "bce") -> dict[str, torch.Tensor]:
@@ -154,12 +157,15 @@ def test_uncertainty_weighting_learns_log_variances():
     assert total2.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"age_loss": "l3"}, "age_loss must be one of.*'l1'"),
-    ({"weighting": "learned"}, "weighting must be 'fixed' or 'uncertainty'"),
-    ({"age_head": "ordinal"}, "age_head must be 'distribution' or 'regression'"),
-    ({"gender_head": "softmax"}, "gender_head must be 'bce' or 'ce'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"age_loss": "l3"}, "age_loss must be one of.*'l1'"),
+        ({"weighting": "learned"}, "weighting must be 'fixed' or 'uncertainty'"),
+        ({"age_head": "ordinal"}, "age_head must be 'distribution' or 'regression'"),
+        ({"gender_head": "softmax"}, "gender_head must be 'bce' or 'ce'"),
+    ],
+)
 def test_unknown_loss_names_raise(kwargs: dict, match: str):
     with pytest.raises(ValueError, match=match):
         AgeGenderLoss(**kwargs)
@@ -168,9 +174,13 @@ def test_unknown_loss_names_raise(kwargs: dict, match: str):
 # --- optimisation -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("age_head", "gender_head", "weighting"), [
-    ("distribution", "ce", "fixed"), ("regression", "bce", "uncertainty"),
-])
+@pytest.mark.parametrize(
+    ("age_head", "gender_head", "weighting"),
+    [
+        ("distribution", "ce", "fixed"),
+        ("regression", "bce", "uncertainty"),
+    ],
+)
 def test_optimisation_steps_lower_the_loss(age_head: str, gender_head: str, weighting: str):
     torch.manual_seed(0)
     net = build_model({"backbone": "scratch_cnn", "age_head": age_head, "gender_head": gender_head, "hidden": 16})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,40 +20,18 @@ CKPT_REL = Path("weights/mobilefacenet_casia/mobilefacenet_casia_068.ckpt")
 UTK_REL = Path("data/utkface/images")
 
 
-def _shared_dir() -> Path | None:
-    """AGEGENDER_SHARED if set (exclusively), else ``../shared`` beside the checkout, else /work/shared."""
-    env = os.environ.get("AGEGENDER_SHARED")
-    if env:
-        candidates = [Path(env)]
-    else:
-        candidates = [Path(__file__).resolve().parents[2].parent / "shared", Path("/work/shared")]
-    return next((c for c in candidates if c.is_dir()), None)
-
-
-def _shared_file(rel: Path) -> Path:
-    shared = _shared_dir()
-    if shared is None:
-        env = os.environ.get("AGEGENDER_SHARED")
-        where = f"AGEGENDER_SHARED={env} is not a directory" if env else "no ../shared beside the repo"
-        pytest.skip(f"shared assets absent: {where} (see ../shared/README.md)")
-    path = shared / rel
-    if not path.exists():
-        pytest.skip(f"shared asset absent: {path}")
-    return path
-
-
 @pytest.fixture(scope="module")
-def pretrained() -> MobileFaceNet:
+def pretrained(shared_asset) -> MobileFaceNet:
     net = MobileFaceNet()
-    net.load_state_dict(load_mobilefacenet_casia(_shared_file(CKPT_REL)), strict=True)
+    net.load_state_dict(load_mobilefacenet_casia(shared_asset(CKPT_REL)), strict=True)
     return net.eval()
 
 
-def _utk_chips(n: int = 8) -> torch.Tensor:
+def _utk_chips(shared_asset, n: int = 8) -> torch.Tensor:
     """``n`` UTKFace chips cropped to the face and resized to 112x96, normalised as at training time."""
     from PIL import Image
 
-    files = sorted(_shared_file(UTK_REL).glob("*.jpg"))[::2000][:n]
+    files = sorted(shared_asset(UTK_REL).glob("*.jpg"))[::2000][:n]
     if len(files) < n:
         pytest.skip(f"need {n} UTKFace chips, found {len(files)}")
     mean = torch.tensor(MOBILEFACENET_MEAN).view(3, 1, 1)
@@ -107,8 +84,8 @@ def test_missing_checkpoint_message(tmp_path: Path) -> None:
 
 
 @pytest.mark.shared
-def test_checkpoint_loads_strict(pretrained: MobileFaceNet) -> None:
-    sd = load_mobilefacenet_casia(_shared_file(CKPT_REL))
+def test_checkpoint_loads_strict(pretrained: MobileFaceNet, shared_asset) -> None:
+    sd = load_mobilefacenet_casia(shared_asset(CKPT_REL))
     assert len(sd) == 333
     assert set(sd) == set(pretrained.state_dict())
     with torch.no_grad():
@@ -116,14 +93,14 @@ def test_checkpoint_loads_strict(pretrained: MobileFaceNet) -> None:
 
 
 @pytest.mark.shared
-def test_pretrained_embedding_is_identity_discriminative(pretrained: MobileFaceNet) -> None:
+def test_pretrained_embedding_is_identity_discriminative(pretrained: MobileFaceNet, shared_asset) -> None:
     """A face-recognition net maps a chip and its mirror image (same identity) close together while
     keeping different people apart; a random-init net does neither.
 
     Measured on 8 chips: pretrained flip cos ~0.94 (min ~0.87) vs cross-person ~0.27; random init flip
     ~0.77 vs cross ~0.70. A wrong layer order, broken weights or wrong input scaling lose the margin.
     """
-    x = _utk_chips(8)
+    x = _utk_chips(shared_asset, 8)
 
     def margins(net: MobileFaceNet) -> tuple[torch.Tensor, float]:
         with torch.no_grad():

@@ -11,8 +11,20 @@ from fastapi.testclient import TestClient
 
 from agegender.serving.limits import Busy, InferencePool, ServeLimits, Timeout
 
-FACE_KEYS = {"status", "age", "age_low", "age_high", "age_std", "gender", "gender_probability", "p_female", "box",
-             "score", "landmarks", "message"}
+FACE_KEYS = {
+    "status",
+    "age",
+    "age_low",
+    "age_high",
+    "age_std",
+    "gender",
+    "gender_probability",
+    "p_female",
+    "box",
+    "score",
+    "landmarks",
+    "message",
+}
 URL = "/api/v1/predict"
 
 

@@ -17,8 +17,13 @@ import pytest
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 REPO_SCREENSHOT = Path(__file__).resolve().parents[2] / "benchmarks" / "screenshots" / "demo.png"
 TIMEOUT_MS = 30_000
 

@@ -14,8 +14,18 @@ from agegender.serving.limits import NotAnImage, ServeLimits, TooLarge, check_pi
 
 REPO = Path(__file__).resolve().parents[2]
 
-OK = FaceResult(status="ok", age=34.2, age_low=29.1, age_high=39.3, age_std=4.0, gender="female",
-                gender_probability=0.91, p_female=0.91, box=[10, 20, 60, 80], score=0.99)
+OK = FaceResult(
+    status="ok",
+    age=34.2,
+    age_low=29.1,
+    age_high=39.3,
+    age_std=4.0,
+    gender="female",
+    gender_probability=0.91,
+    p_female=0.91,
+    box=[10, 20, 60, 80],
+    score=0.99,
+)
 SMALL = FaceResult(status="too_small", box=[100, 100, 120, 125], score=0.9, message="face is 20x25 px")
 
 
@@ -74,13 +84,33 @@ def test_cli_flags_map_to_config(tmp_path: Path) -> None:
 
     parser = argparse.ArgumentParser()
     serve.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["serve", "--model", str(tmp_path), "--port", "9000", "--max-upload-mb", "2",
-                              "--max-pixels", "1000000", "--concurrency", "3", "--timeout", "5"])
+    args = parser.parse_args(
+        [
+            "serve",
+            "--model",
+            str(tmp_path),
+            "--port",
+            "9000",
+            "--max-upload-mb",
+            "2",
+            "--max-pixels",
+            "1000000",
+            "--concurrency",
+            "3",
+            "--timeout",
+            "5",
+        ]
+    )
     assert args.func is serve.cmd_serve and args.port == 9000 and args.host == "127.0.0.1"
     cfg = serve.config_from_args(args)
     assert cfg.model == str(tmp_path)
-    assert cfg.limits == ServeLimits(max_upload_bytes=2 * 1024 * 1024, max_pixels=1_000_000, timeout_s=5,
-                                     concurrency=3, queue_size=ServeLimits().queue_size)
+    assert cfg.limits == ServeLimits(
+        max_upload_bytes=2 * 1024 * 1024,
+        max_pixels=1_000_000,
+        timeout_s=5,
+        concurrency=3,
+        queue_size=ServeLimits().queue_size,
+    )
 
 
 def test_serve_is_a_subcommand() -> None:

@@ -77,8 +77,9 @@ def agegender_cmd(*args: str) -> list[str]:
 
 
 def run_cli(args: list[str], timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(agegender_cmd(*args), cwd=REPO, env=subprocess_env(**env), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        agegender_cmd(*args), cwd=REPO, env=subprocess_env(**env), capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="session")

@@ -28,8 +28,9 @@ def _epochs_printed(text: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_kill_9_then_resume_continues_from_the_saved_step(utk_dir: Path, tmp_path: Path, overrides, cli_cmd,
-                                                          cli_env, cli):
+def test_kill_9_then_resume_continues_from_the_saved_step(
+    utk_dir: Path, tmp_path: Path, overrides, cli_cmd, cli_env, cli
+):
     out = tmp_path / "run"
     epochs = 4
     args = ["train", "scratch_cnn", *overrides(utk_dir, out, epochs=epochs), "train.checkpoint_every_n_steps=1"]
@@ -47,8 +48,9 @@ def test_kill_9_then_resume_continues_from_the_saved_step(utk_dir: Path, tmp_pat
                 if saved and saved[0] >= 5:  # into the second epoch
                     break
             time.sleep(0.02)
-        assert proc.poll() is None, "the run ended before it could be killed:\n" + \
-            (tmp_path / "first.log").read_text()[-3000:]
+        assert proc.poll() is None, (
+            "the run ended before it could be killed:\n" + (tmp_path / "first.log").read_text()[-3000:]
+        )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -78,8 +80,22 @@ def test_kill_9_then_resume_continues_from_the_saved_step(utk_dir: Path, tmp_pat
 def test_ddp_two_processes_on_cpu(utk_dir: Path, tmp_path: Path, overrides, cli):
     out = tmp_path / "ddp"
     tiny = [o for o in overrides(utk_dir, out) if not o.startswith(("data.path=", "train.output_dir="))]
-    r = cli(["train", "scratch_cnn", "--data", str(utk_dir), "--output", str(out), "--devices", "2",
-             "--strategy", "ddp", *tiny], timeout=300)
+    r = cli(
+        [
+            "train",
+            "scratch_cnn",
+            "--data",
+            str(utk_dir),
+            "--output",
+            str(out),
+            "--devices",
+            "2",
+            "--strategy",
+            "ddp",
+            *tiny,
+        ],
+        timeout=300,
+    )
     text = r.stdout + r.stderr
     assert r.returncode == 0, text[-4000:]
     assert "GLOBAL_RANK: 1" in text and "distributed_backend=gloo" in text

@@ -86,8 +86,21 @@ def test_evaluate_cli_on_the_trained_model(fitted: dict, utk_dir: Path, tmp_path
     assert "by age_band:" in capsys.readouterr().out
     # the checkpoint evaluates the same as the folder
     out2 = tmp_path / "eval_ckpt.json"
-    assert main(["evaluate", fitted["summary"]["best_checkpoint"], "--data", str(utk_dir), "--split-file",
-                 str(fitted["out"] / "split.json"), "--output", str(out2)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                fitted["summary"]["best_checkpoint"],
+                "--data",
+                str(utk_dir),
+                "--split-file",
+                str(fitted["out"] / "split.json"),
+                "--output",
+                str(out2),
+            ]
+        )
+        == 0
+    )
     assert json.loads(out2.read_text())["overall"]["mae"] == pytest.approx(overall["mae"], rel=1e-4)
 
 
@@ -114,8 +127,15 @@ def test_resume_continues_instead_of_restarting(fitted: dict, utk_dir: Path, tmp
 
 
 def test_resume_without_checkpoint_starts_from_scratch(utk_dir: Path, tmp_path: Path, overrides, capsys):
-    recipe = load_recipe("scratch_cnn", [*overrides(utk_dir, tmp_path / "run"), "train.limit_train_batches=1",
-                                         "train.limit_val_batches=1", "train.loggers=[]"])
+    recipe = load_recipe(
+        "scratch_cnn",
+        [
+            *overrides(utk_dir, tmp_path / "run"),
+            "train.limit_train_batches=1",
+            "train.limit_val_batches=1",
+            "train.loggers=[]",
+        ],
+    )
     summary = fit(recipe, resume=True)
     assert "no checkpoint" in capsys.readouterr().err
     assert summary["global_step"] == 1 and summary["epochs_completed"] == 1
@@ -123,8 +143,16 @@ def test_resume_without_checkpoint_starts_from_scratch(utk_dir: Path, tmp_path: 
 
 
 def _trackio_fit(utk_dir: Path, out: Path, overrides) -> None:
-    fit(load_recipe("scratch_cnn", [*overrides(utk_dir, out, loggers="[csv,trackio]"), "train.limit_train_batches=2",
-                                    "train.limit_val_batches=1"]))
+    fit(
+        load_recipe(
+            "scratch_cnn",
+            [
+                *overrides(utk_dir, out, loggers="[csv,trackio]"),
+                "train.limit_train_batches=2",
+                "train.limit_val_batches=1",
+            ],
+        )
+    )
 
 
 def test_trackio_logger_writes_locally(utk_dir: Path, tmp_path: Path, overrides, cli, monkeypatch):
@@ -133,8 +161,16 @@ def test_trackio_logger_writes_locally(utk_dir: Path, tmp_path: Path, overrides,
         monkeypatch.setenv("TRACKIO_DIR", str(store))
         _trackio_fit(utk_dir, tmp_path / "run", overrides)
     else:
-        r = cli(["train", "scratch_cnn", *overrides(utk_dir, tmp_path / "run", loggers="[csv,trackio]"),
-                 "train.limit_train_batches=2", "train.limit_val_batches=1"], TRACKIO_DIR=str(store))
+        r = cli(
+            [
+                "train",
+                "scratch_cnn",
+                *overrides(utk_dir, tmp_path / "run", loggers="[csv,trackio]"),
+                "train.limit_train_batches=2",
+                "train.limit_val_batches=1",
+            ],
+            TRACKIO_DIR=str(store),
+        )
         assert r.returncode == 0, r.stderr[-3000:]
     files = [p for p in store.rglob("*") if p.is_file() and p.stat().st_size > 0]
     assert files, f"nothing written under {store}"

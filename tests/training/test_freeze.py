@@ -23,8 +23,14 @@ def _resnet18(**extra) -> nn.Module:
 
 
 def _module(trainable: list[str]) -> AgeGenderModule:
-    model = {"backbone": "resnet18", "age_head": "regression", "gender_head": "bce", "hidden": 8,
-             "attention": True, "input_size": 32}
+    model = {
+        "backbone": "resnet18",
+        "age_head": "regression",
+        "gender_head": "bce",
+        "hidden": 8,
+        "attention": True,
+        "input_size": 32,
+    }
     train = {"trainable": trainable, "channels_last": False}
     return AgeGenderModule(model, {}, {"scheduler": "none"}, train)
 
@@ -45,8 +51,9 @@ def test_apply_trainable_layer3_layer4_head():
     assert trainable == {k for k in names if _is_trainable_name(k)}
     assert any(k.startswith("neck.") for k in trainable)
     assert any(k.startswith("backbone.layer3.") for k in trainable)
-    assert not any(k.startswith(("backbone.layer1.", "backbone.layer2.", "backbone.conv1.", "backbone.bn1."))
-                   for k in trainable)
+    assert not any(
+        k.startswith(("backbone.layer1.", "backbone.layer2.", "backbone.conv1.", "backbone.bn1.")) for k in trainable
+    )
     assert n == sum(names[k].numel() for k in trainable)
     # "all" undoes it
     assert apply_trainable(net, ["all"]) == sum(p.numel() for p in net.parameters())
@@ -59,7 +66,10 @@ def test_apply_trainable_accepts_full_prefixes_and_head_only():
     assert {k.split(".")[1] for k, p in net.named_parameters() if p.requires_grad} == {"layer4"}
     apply_trainable(net, ["head"])
     assert {k.split(".")[0] for k, p in net.named_parameters() if p.requires_grad} == {
-        "neck", "age_head", "gender_head"}
+        "neck",
+        "age_head",
+        "gender_head",
+    }
 
 
 def test_bad_stage_name_lists_the_stages():
@@ -112,16 +122,26 @@ class _ModeProbe(L.Callback):
 @pytest.mark.slow
 def test_frozen_batchnorm_stays_frozen_through_lightning_fit(utk_dir, tmp_path, overrides):
     """Lightning switches modes around validation: frozen BatchNorm layers must come back frozen."""
-    recipe = load_recipe("seed_resnet18", [*overrides(utk_dir, tmp_path, epochs=2), "model.pretrained=false",
-                                           "model.attention=true"])
+    recipe = load_recipe(
+        "seed_resnet18", [*overrides(utk_dir, tmp_path, epochs=2), "model.pretrained=false", "model.attention=true"]
+    )
     assert recipe.train.trainable == TRAINABLE
     module = AgeGenderModule(recipe.model.to_dict(), vars(recipe.loss), vars(recipe.optim), vars(recipe.train))
     frozen_before = module.net.backbone.layer1[0].bn1.running_mean.clone()
     dm = AgeGenderDataModule(recipe.data, 32, module.net.mean, module.net.std, tmp_path / "split.json", False)
     probe = _ModeProbe()
-    trainer = L.Trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=1, accelerator="cpu",
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=1, callbacks=[probe])
+    trainer = L.Trainer(
+        max_epochs=2,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=1,
+        callbacks=[probe],
+    )
     trainer.fit(module, datamodule=dm)
     assert probe.checked == 4
     assert torch.equal(module.net.backbone.layer1[0].bn1.running_mean, frozen_before)

@@ -14,8 +14,14 @@ from agegender.training.config import RECIPES_DIR, Recipe, RecipeError, list_rec
 from agegender.training.freeze import apply_trainable
 from agegender.training.loggers import LOGGERS
 
-BUILTINS = {"scratch_cnn", "seed_resnet18", "mobilenet_v2_dldl", "efficientnet_lite0_dldl", "mobilefacenet_dldl",
-            "efficientnet_b4_dldl"}
+BUILTINS = {
+    "scratch_cnn",
+    "seed_resnet18",
+    "mobilenet_v2_dldl",
+    "efficientnet_lite0_dldl",
+    "mobilefacenet_dldl",
+    "efficientnet_b4_dldl",
+}
 
 
 def test_builtin_recipes_are_listed():
@@ -52,20 +58,23 @@ def test_reference_recipes_match_their_description():
 
 
 def test_overrides():
-    r = load_recipe("scratch_cnn", [
-        "train.epochs=3",
-        "train.trainable=[layer4, head]",
-        "train.loggers=csv",  # a scalar where a list is expected becomes a one-item list
-        "data.fractions=[0.7, 0.2, 0.1]",
-        "data.augment.hflip=0.1",
-        "model.mean=[0.5,0.5,0.5]",
-        "model.pretrained_path=null",
-        "optim.lr=1e-4",  # YAML 1.1 reads this as a string
-        "optim.weight_decay=5E-5",
-        "train.limit_train_batches=1",
-        "train.limit_val_batches=0.5",
-        "data.limit=",
-    ])
+    r = load_recipe(
+        "scratch_cnn",
+        [
+            "train.epochs=3",
+            "train.trainable=[layer4, head]",
+            "train.loggers=csv",  # a scalar where a list is expected becomes a one-item list
+            "data.fractions=[0.7, 0.2, 0.1]",
+            "data.augment.hflip=0.1",
+            "model.mean=[0.5,0.5,0.5]",
+            "model.pretrained_path=null",
+            "optim.lr=1e-4",  # YAML 1.1 reads this as a string
+            "optim.weight_decay=5E-5",
+            "train.limit_train_batches=1",
+            "train.limit_val_batches=0.5",
+            "data.limit=",
+        ],
+    )
     assert r.train.epochs == 3 and isinstance(r.train.epochs, int)
     assert r.train.trainable == ["layer4", "head"] and r.train.loggers == ["csv"]
     assert r.data.fractions == [0.7, 0.2, 0.1] and all(isinstance(f, float) for f in r.data.fractions)
@@ -90,12 +99,15 @@ def test_overrides_without_recipe_and_parse():
         parse_overrides(["train.epochs"])
 
 
-@pytest.mark.parametrize(("override", "suggestion"), [
-    ("train.epoch=3", "train.epochs"),
-    ("trian.epochs=3", "train"),
-    ("data.augment.hflp=0.1", "data.augment.hflip"),
-    ("model.backbon=resnet18", "model.backbone"),
-])
+@pytest.mark.parametrize(
+    ("override", "suggestion"),
+    [
+        ("train.epoch=3", "train.epochs"),
+        ("trian.epochs=3", "train"),
+        ("data.augment.hflp=0.1", "data.augment.hflip"),
+        ("model.backbon=resnet18", "model.backbone"),
+    ],
+)
 def test_typo_in_override_suggests_the_key(override: str, suggestion: str):
     with pytest.raises(RecipeError) as e:
         load_recipe("scratch_cnn", [override])
@@ -116,17 +128,20 @@ def test_typo_in_yaml_file_suggests_the_key(tmp_path: Path):
     assert r.name == "mine" and r.model.hidden == 64 and r.train.epochs == 2 and r.optim.lr == 3e-4
 
 
-@pytest.mark.parametrize(("override", "match"), [
-    ("train.epochs=abc", r"train\.epochs: expected int, got 'abc'"),
-    ("train.epochs=2.5", r"train\.epochs: expected int"),
-    ("train.progress=maybe", r"train\.progress: expected true or false"),
-    ("train.epochs=true", r"train\.epochs: expected int"),
-    ("optim.lr=fast", r"optim\.lr: expected float"),
-    ("optim.lr=1e-4x", r"optim\.lr: expected float"),
-    ("data.fractions=[0.8, x, 0.1]", r"data\.fractions: expected float"),
-    ("model=resnet18", r"model: expected a mapping"),
-    ("data.augment.hflip.p=1", r"data\.augment\.hflip"),
-])
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("train.epochs=abc", r"train\.epochs: expected int, got 'abc'"),
+        ("train.epochs=2.5", r"train\.epochs: expected int"),
+        ("train.progress=maybe", r"train\.progress: expected true or false"),
+        ("train.epochs=true", r"train\.epochs: expected int"),
+        ("optim.lr=fast", r"optim\.lr: expected float"),
+        ("optim.lr=1e-4x", r"optim\.lr: expected float"),
+        ("data.fractions=[0.8, x, 0.1]", r"data\.fractions: expected float"),
+        ("model=resnet18", r"model: expected a mapping"),
+        ("data.augment.hflip.p=1", r"data\.augment\.hflip"),
+    ],
+)
 def test_wrong_type_is_a_recipe_error(override: str, match: str):
     with pytest.raises(RecipeError, match=match):
         load_recipe("scratch_cnn", [override])
