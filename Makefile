@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check agegender tests
 
 predict: $(STAMP)
-	$(VENV)/bin/agegender --help
+	$(VENV)/bin/agegender predict agegender/serving/examples/astronaut.jpg
 
 serve: $(STAMP)
 	$(VENV)/bin/agegender serve

@@ -18,5 +18,9 @@ demo = app.state.demo
 if __name__ == "__main__":
     import uvicorn
 
-    uvicorn.run(app, host=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
-                port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app,
+        host=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+        port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        timeout_graceful_shutdown=5,
+    )

@@ -58,11 +58,27 @@ def percentile(values: list[float], q: float) -> float:
 class Server:
     """``agegender serve`` as a child process; only this process is ever stopped."""
 
-    def __init__(self, model: str | None, port: int, concurrency: int, queue_size: int, timeout_s: float,
-                 log: Path) -> None:
-        cmd = [sys.executable, "-m", "agegender.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--concurrency", str(concurrency), "--queue-size", str(queue_size), "--timeout", str(timeout_s),
-               "--log-level", "warning"]
+    def __init__(
+        self, model: str | None, port: int, concurrency: int, queue_size: int, timeout_s: float, log: Path
+    ) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "agegender.cli.main",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--concurrency",
+            str(concurrency),
+            "--queue-size",
+            str(queue_size),
+            "--timeout",
+            str(timeout_s),
+            "--log-level",
+            "warning",
+        ]
         if model:
             cmd += ["--model", model]
         env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "NO_ALBUMENTATIONS_UPDATE": "1"}
@@ -111,8 +127,12 @@ async def fire(url: str, image: bytes, name: str, n: int, timeout_s: float) -> t
                 else:
                     record["error"] = r.text[:200]
             except httpx.HTTPError as e:
-                record = {"i": i, "status": None, "latency_s": time.perf_counter() - start,
-                          "error": f"{type(e).__name__}: {e}"}
+                record = {
+                    "i": i,
+                    "status": None,
+                    "latency_s": time.perf_counter() - start,
+                    "error": f"{type(e).__name__}: {e}",
+                }
             return record
 
         start = time.perf_counter()
@@ -131,8 +151,12 @@ def summarize(records: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
         "error_samples": [r.get("error") for r in records if r["status"] != 200][:5],
         "wall_s": round(wall_s, 3),
         "throughput_rps": round(len(ok) / wall_s, 3) if wall_s > 0 else None,
-        "latency_s": {"p50": round(percentile(lat, 50), 3), "p95": round(percentile(lat, 95), 3),
-                      "max": round(max(lat), 3), "mean": round(statistics.fmean(lat), 3)},
+        "latency_s": {
+            "p50": round(percentile(lat, 50), 3),
+            "p95": round(percentile(lat, 95), 3),
+            "max": round(max(lat), 3),
+            "mean": round(statistics.fmean(lat), 3),
+        },
         "server_inference_s": {"p50": round(percentile(server, 50), 4), "max": round(max(server), 4)},
         "faces_per_image": sorted({r.get("faces") for r in ok}),
     }
@@ -186,15 +210,18 @@ def main(argv: list[str] | None = None) -> int:
     loadavg = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     with tempfile.TemporaryDirectory(prefix="agegender-load-") as tmp:
         model = str(tiny_model(Path(tmp) / "tiny_model")) if args.tiny_model else args.model
-        server = Server(model, free_port(), args.server_concurrency, args.requests, args.timeout,
-                        Path(tmp) / "server.log")
+        server = Server(
+            model, free_port(), args.server_concurrency, args.requests, args.timeout, Path(tmp) / "server.log"
+        )
         try:
             health = server.wait_ready(args.startup_timeout)
             for _ in range(2):  # warm-up: first calls pay for lazy initialisation
-                httpx.post(server.url + "/api/v1/predict", files={"file": (args.image.name, image, "image/jpeg")},
-                           timeout=args.timeout).raise_for_status()
-            records, wall = asyncio.run(fire(server.url, image, args.image.name, args.requests,
-                                             args.timeout + 10))
+                httpx.post(
+                    server.url + "/api/v1/predict",
+                    files={"file": (args.image.name, image, "image/jpeg")},
+                    timeout=args.timeout,
+                ).raise_for_status()
+            records, wall = asyncio.run(fire(server.url, image, args.image.name, args.requests, args.timeout + 10))
         except Exception:
             server.stop()
             print(Path(server.log.name).read_text()[-3000:], file=sys.stderr)
@@ -203,14 +230,25 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "loadavg_before": loadavg},
-        "model": {"path": model or "agegender/models/default (shipped)", "tiny_random": bool(args.tiny_model),
-                  "info": health.get("model", {})},
-        "config": {"requests": args.requests, "server_concurrency": args.server_concurrency,
-                   "queue_size": args.requests, "timeout_s": args.timeout,
-                   "image": str(args.image.relative_to(REPO) if args.image.is_relative_to(REPO) else args.image),
-                   "image_bytes": len(image)},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "loadavg_before": loadavg,
+        },
+        "model": {
+            "path": model or "agegender/models/default (shipped)",
+            "tiny_random": bool(args.tiny_model),
+            "info": health.get("model", {}),
+        },
+        "config": {
+            "requests": args.requests,
+            "server_concurrency": args.server_concurrency,
+            "queue_size": args.requests,
+            "timeout_s": args.timeout,
+            "image": str(args.image.relative_to(REPO) if args.image.is_relative_to(REPO) else args.image),
+            "image_bytes": len(image),
+        },
         "results": summarize(records, wall),
         "requests": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in records],
     }
