@@ -52,6 +52,7 @@ def save_model_folder(net: AgeGenderNet, folder: str | Path, metadata: dict | No
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
     tmp = folder / "model.safetensors.tmp"
     save_file(state, str(tmp))
+    tmp.chmod(0o644)  # safetensors creates the file private; model folders are meant to be shared
     tmp.replace(folder / "model.safetensors")
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return folder
