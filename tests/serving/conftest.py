@@ -39,7 +39,8 @@ def service(tiny_model_dir: Path):
     """One loaded model shared by every app in the session (apps with other limits wrap the same predictor)."""
     from agegender.serving.service import Service
 
-    svc = Service.load(tiny_model_dir)
+    # AGEGENDER_TEST_MODEL=agegender/models/default runs the same tests (and screenshots) with a real model.
+    svc = Service.load(os.environ.get("AGEGENDER_TEST_MODEL") or tiny_model_dir)
     yield svc
     svc.close()
 

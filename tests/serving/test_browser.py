@@ -58,7 +58,7 @@ def _wait_status(page, text: str) -> None:
     page.wait_for_function("t => (document.querySelector('#status')?.innerText || '').includes(t)", arg=text)
 
 
-def test_upload_shows_annotated_photo_and_table(page, astronaut_file: Path, tmp_path: Path) -> None:
+def test_upload_shows_annotated_photo_and_table(page, astronaut_file: Path, tmp_path: Path, service) -> None:
     _upload(page, astronaut_file)
     _wait_status(page, "1 face found")
     table = page.locator("#faces-table")
@@ -70,7 +70,7 @@ def test_upload_shows_annotated_photo_and_table(page, astronaut_file: Path, tmp_
     drawing.wait_for(state="visible")
     assert "/gradio_api/file=" in (drawing.get_attribute("src") or "")
     assert drawing.evaluate("img => img.complete && img.naturalWidth") == 512
-    assert "scratch_cnn" in page.locator("body").inner_text()  # the model description from its config
+    assert service.info["backbone"] in page.locator("body").inner_text()  # the model description from its config
 
     shot = tmp_path / "demo.png"
     page.screenshot(path=str(shot), full_page=True)
