@@ -13,7 +13,6 @@ from PIL import Image, ImageOps
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 #: Refuse images above this many pixels: a decompression bomb would otherwise exhaust memory.
 MAX_PIXELS = 80_000_000
-MIN_SIDE = 8
 
 
 class ImageError(ValueError):

@@ -151,10 +151,21 @@ def read_utkface(root: Path, report: ReadReport) -> list[FaceRecord]:
     return records
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+_TEXT_COLUMNS = ("id", "path", "full_path")
+_MISSING = ["", "NA", "N/A", "NaN", "nan", "null", "None"]
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV with clear errors; ids and paths stay text."""
     try:
-        # ids and paths are text: "007" must not become 7
-        return pd.read_csv(path, dtype={"id": str, "path": str, "full_path": str})
+        # ids and paths are text, exactly as written ("007" stays "007", an id "NA" stays "NA");
+        # only label columns may be missing.
+        return pd.read_csv(
+            path,
+            dtype={c: str for c in _TEXT_COLUMNS},
+            keep_default_na=False,
+            na_values={c: _MISSING for c in ("age", "gender", "race")},
+        )
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the CSV file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
@@ -167,7 +178,8 @@ def _records_from_frame(
     records: list[FaceRecord] = []
     seen_ids: set[str] = set()
     for row in df.to_dict("records"):
-        rid = None if pd.isna(row.get("id", float("nan"))) else str(row["id"])
+        raw_id = row.get("id")
+        rid = None if raw_id is None or pd.isna(raw_id) or str(raw_id) == "" else str(raw_id)
         label = rid or str(row.get("full_path", row.get("path", "?")))
         if rid is not None:
             if rid in seen_ids:
@@ -232,7 +244,7 @@ def read_competition(root: Path, report: ReadReport, split: str = "train") -> li
         raise DataError(
             f"{root}: competition layout needs {csv.name} (found: {sorted(p.name for p in root.glob('*.csv'))})"
         )
-    df = _read_csv(csv)
+    df = read_table(csv)
     labelled = split == "train"
     need = {"age", "gender"} if labelled else set()
     if "id" not in df.columns and "full_path" not in df.columns:
@@ -243,7 +255,7 @@ def read_competition(root: Path, report: ReadReport, split: str = "train") -> li
 
 
 def read_manifest(csv: Path, report: ReadReport) -> list[FaceRecord]:
-    df = _read_csv(csv)
+    df = read_table(csv)
     if "path" not in df.columns:
         raise DataError(f"{csv}: a manifest needs a 'path' column (columns: {list(df.columns)})")
     labelled = {"age", "gender"} <= set(df.columns)

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agegender.data.images import IMAGE_EXTENSIONS, ImageError, load_image
-from agegender.data.readers import _id_resolver
+from agegender.data.readers import _id_resolver, read_table
 from agegender.data.records import DataError
 from agegender.inference.predictor import FaceResult, Predictor
 
@@ -74,14 +74,13 @@ def competition_items(root: str | Path) -> list[Item]:
     Ids are read as text, exactly as written: "007" must stay "007" (not 7) in the file lookup and in
     ``submission.csv``.
     """
-    import pandas as pd
 
     root = Path(root)
     csv_path = root / "test.csv"
     if not csv_path.is_file():
         found = sorted(p.name for p in root.glob("*.csv"))
         raise DataError(f"{root}: competition layout needs test.csv (found: {found})")
-    df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    df = read_table(csv_path)
     if "id" not in df.columns:
         raise DataError(f"{csv_path}: needs an 'id' column (columns: {list(df.columns)})")
     resolve = _id_resolver(root)
@@ -89,9 +88,7 @@ def competition_items(root: str | Path) -> list[Item]:
 
 
 def manifest_items(csv_path: str | Path) -> list[Item]:
-    import pandas as pd
-
-    df = pd.read_csv(csv_path)
+    df = read_table(Path(csv_path))
     if "path" not in df.columns:
         raise ValueError(f"{csv_path}: a manifest needs a 'path' column")
     base = Path(csv_path).parent

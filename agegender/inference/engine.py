@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from agegender.data.transforms import build_eval_transform
-from agegender.models.folder import load_model_folder, read_config
+from agegender.models.folder import DEFAULT_MODEL_DIR, load_model_folder, read_config
 from agegender.models.model import AgeGenderNet
 
 Predictions = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -76,7 +76,4 @@ def load_net(model: str | Path | None) -> tuple[AgeGenderNet, dict]:
             raise FileNotFoundError(f"checkpoint {model} does not exist")
         module = AgeGenderModule.load_from_checkpoint(str(model), map_location="cpu")
         return module.net.eval(), {"checkpoint": str(model)}
-    net = load_model_folder(model)
-    from agegender.models.folder import DEFAULT_MODEL_DIR
-
-    return net, read_config(model if model is not None else DEFAULT_MODEL_DIR)
+    return load_model_folder(model), read_config(model if model is not None else DEFAULT_MODEL_DIR)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +12,12 @@ from agegender.data.records import DataError
 from agegender.data.splits import split_records
 from agegender.inference.engine import TorchEngine, load_net, predict_crops
 from agegender.metrics import compute_metrics, compute_slices
+from agegender.models.folder import DEFAULT_MODEL_DIR
 
 
-def _default_split_file(model: str | Path | None, meta: dict) -> Path | None:
-    if model is None:
-        return None
-    model = Path(model)
+def _default_split_file(model: str | Path | None) -> Path | None:
+    """The split a model was trained with: beside its folder (or its checkpoint's run folder)."""
+    model = Path(model) if model is not None else DEFAULT_MODEL_DIR
     for cand in (model / "split.json", model.parent / "split.json", model.parent.parent / "split.json"):
         if cand.is_file():
             return cand
@@ -42,7 +41,7 @@ def evaluate_model(
     if not records:
         raise DataError(f"{data}: no labelled images to evaluate on")
     if split != "all":
-        split_file = split_file or _default_split_file(model, meta)
+        split_file = split_file or _default_split_file(model)
         if split_file is None:
             print(f"note: no split file given or found next to the model; using a fresh split of {data}")
         records = split_records(records, split_file)[split]
@@ -78,7 +77,3 @@ def evaluate_model(
         }
         write_report(result, preds, Path(report_dir))
     return result
-
-
-def save_result(result: dict, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(result, indent=2) + "\n")

@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from agegender.models.folder import DEFAULT_MODEL_DIR
 
 #: Age intervals are central 80% intervals of the predicted age distribution (normal approximation).
 INTERVAL_LEVEL = 0.8
-_Z = 1.2815515655446004
+_Z = NormalDist().inv_cdf(0.5 + INTERVAL_LEVEL / 2)
 
 
 @dataclass
@@ -101,10 +102,10 @@ class Predictor:
     ) -> Predictor:
         """Load a model folder (default: the shipped model). ``backend``: auto | torch | onnx."""
         folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
-        net, config = load_net(folder if path is not None or folder.exists() else None)
+        net, config = load_net(path)
         engine: Any
         onnx_file = folder / "model.onnx"
-        if backend == "onnx" or (backend == "auto" and onnx_file.is_file() and not str(folder).endswith(".ckpt")):
+        if backend == "onnx" or (backend == "auto" and onnx_file.is_file()):
             from agegender.inference.onnx import OnnxEngine, export_onnx
 
             if onnx_file.is_file():

@@ -80,7 +80,6 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
         filename="last",
         every_n_train_steps=tc.checkpoint_every_n_steps,
         save_top_k=1,
-        save_on_train_epoch_end=True,
         enable_version_counter=False,
     )
     epoch_last_cb = ModelCheckpoint(
