@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
@@ -39,6 +38,8 @@ def decode_all(records: Sequence[FaceRecord], size: int, progress: bool = False)
 class FaceDataset(Dataset):
     """Yields ``(image tensor, age, gender)``; unlabelled records give age -1 and gender -1.
 
+    ``extra_targets``: per-record arrays (e.g. a teacher's soft targets) appended to each item.
+
     ``cache_size`` decodes every image once (resized to that side) and keeps it in memory: on small
     machines JPEG decoding otherwise dominates training time. The cache is built in the main process and
     shared with DataLoader workers by fork.
@@ -55,6 +56,7 @@ class FaceDataset(Dataset):
         self.transform = transform
         self.cache_size = cache_size
         self._cache: np.ndarray | None = None
+        self.extra_targets: tuple[np.ndarray, ...] = ()
         if cache_size:
             self._cache = decode_all(self.records, cache_size, progress)
 
@@ -66,9 +68,14 @@ class FaceDataset(Dataset):
             return self._cache[index]
         return _read(self.records[index], None)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, float, int]:
+    @property
+    def cached_images(self) -> np.ndarray | None:
+        """The decoded, resized images (N, S, S, 3) when the cache is on."""
+        return self._cache
+
+    def __getitem__(self, index: int) -> tuple:
         rec = self.records[index]
         x = self.transform(image=self.image(index))["image"]
         age = float(rec.age) if rec.age is not None else float(MISSING)
         gender = int(rec.gender) if rec.gender is not None else MISSING
-        return x, age, gender
+        return (x, age, gender, *(t[index] for t in self.extra_targets))

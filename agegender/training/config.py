@@ -86,6 +86,13 @@ class TrainConfig:
 
 
 @dataclass
+class DistillConfig:
+    teachers: list[str] = field(default_factory=list)  # model folders or checkpoints; empty: no distillation
+    alpha: float = 0.5  # weight of the teachers' soft targets against the labels
+    tta: bool = True  # teachers also see the mirrored face
+
+
+@dataclass
 class Recipe:
     name: str = "custom"
     description: str = ""
@@ -94,6 +101,7 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -13,7 +13,7 @@ from agegender.data.readers import read_dataset
 from agegender.data.records import DataError, FaceRecord
 from agegender.data.splits import split_records
 from agegender.data.transforms import build_eval_transform, build_train_transform
-from agegender.training.config import DataConfig
+from agegender.training.config import DataConfig, DistillConfig
 
 
 class AgeGenderDataModule(L.LightningDataModule):
@@ -25,6 +25,9 @@ class AgeGenderDataModule(L.LightningDataModule):
         std: tuple[float, ...],
         split_file: Path | None = None,
         progress: bool = True,
+        distill: DistillConfig | None = None,
+        num_bins: int = 101,
+        sigma: float = 2.0,
     ) -> None:
         super().__init__()
         if not cfg.path:
@@ -32,6 +35,7 @@ class AgeGenderDataModule(L.LightningDataModule):
         self.cfg, self.size, self.mean, self.std = cfg, input_size, mean, std
         self.split_file = Path(cfg.split_file) if cfg.split_file else split_file
         self.progress = progress
+        self.distill, self.num_bins, self.sigma = distill, num_bins, sigma
         self.splits: dict[str, list[FaceRecord]] = {}
         self.datasets: dict[str, FaceDataset] = {}
 
@@ -63,6 +67,25 @@ class AgeGenderDataModule(L.LightningDataModule):
             if recs:
                 tf = train_tf if name == "train" else eval_tf
                 self.datasets[name] = FaceDataset(recs, tf, cache_size=cache, progress=self.progress)
+        if self.distill is not None and self.distill.teachers:
+            self._attach_teacher_targets(self.datasets["train"])
+
+    def _attach_teacher_targets(self, ds: FaceDataset) -> None:
+        from agegender.training.distill import teacher_targets
+
+        if self.progress:
+            print(f"distillation: soft targets from {len(self.distill.teachers)} teacher(s) on {len(ds)} faces")
+        soft = teacher_targets(
+            self.distill.teachers,
+            ds.records,
+            self.num_bins,
+            self.sigma,
+            self.distill.tta,
+            self.cfg.eval_batch_size,
+            self.progress,
+            images=ds.cached_images,
+        )
+        ds.extra_targets = (soft.age_dist, soft.p_female)
 
     def _loader(self, name: str, train: bool) -> DataLoader:
         workers = self.cfg.num_workers

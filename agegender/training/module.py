@@ -14,12 +14,13 @@ from agegender.metrics import age_score, harmonic_mean
 from agegender.models.losses import AgeGenderLoss
 from agegender.models.model import ModelConfig, build_model
 from agegender.training.config import LossConfig, OptimConfig, TrainConfig
+from agegender.training.distill import blend_targets
 from agegender.training.freeze import HEAD_MODULES, apply_trainable, freeze_batchnorm_stats
 from agegender.training.mixing import mix_batch
 
 
 class AgeGenderModule(L.LightningModule):
-    def __init__(self, model: dict, loss: dict, optim: dict, train: dict) -> None:
+    def __init__(self, model: dict, loss: dict, optim: dict, train: dict, distill_alpha: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model_cfg = ModelConfig(**model)
@@ -39,6 +40,7 @@ class AgeGenderModule(L.LightningModule):
             lc.age_weight,
             lc.gender_weight,
         )
+        self.distill_alpha = distill_alpha
         self._rng = np.random.default_rng(self.train_cfg.seed)
         self.train_mae, self.train_acc = MeanAbsoluteError(), BinaryAccuracy()
         self.val_mae, self.val_acc = MeanAbsoluteError(), BinaryAccuracy()
@@ -69,16 +71,18 @@ class AgeGenderModule(L.LightningModule):
         return str(self._rng.choice(["mixup", "cutmix"])) if mode == "both" else mode
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x, age, gender = batch
+        x, age, gender, *soft = batch
         age, gender_f = age.float(), gender.float()
         age_dist = None
         if self.model_cfg.age_head == "distribution":
             age_dist = self.criterion.age_target_distribution(age)
-        mode = self._mix_mode()
         t_age, t_gender, t_dist = age, gender_f, age_dist
+        if soft:  # distillation: the teachers' (age distribution, P(female)) for these faces
+            t_age, t_dist, t_gender = blend_targets(age, age_dist, gender_f, *soft, self.distill_alpha)
+        mode = self._mix_mode()
         if mode:
             x, t_age, t_gender, t_dist, _ = mix_batch(
-                x, age, gender_f, age_dist, mode, self.train_cfg.mix_alpha, self._rng
+                x, t_age, t_gender, t_dist, mode, self.train_cfg.mix_alpha, self._rng
             )
         out = self.net(self._prep(x))
         loss, parts = self.criterion(out, t_age, t_gender, t_dist)

@@ -29,7 +29,8 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 
 def _module_from(recipe: Recipe) -> AgeGenderModule:
     d = recipe.to_dict()
-    return AgeGenderModule(d["model"], d["loss"], d["optim"], d["train"])
+    alpha = recipe.distill.alpha if recipe.distill.teachers else 0.0
+    return AgeGenderModule(d["model"], d["loss"], d["optim"], d["train"], distill_alpha=alpha)
 
 
 def last_checkpoint(out_dir: Path) -> Path | None:
@@ -68,7 +69,17 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
 
     module = _module_from(recipe)
     net = module.net
-    dm = AgeGenderDataModule(recipe.data, net.input_size, net.mean, net.std, out_dir / "split.json", tc.progress)
+    dm = AgeGenderDataModule(
+        recipe.data,
+        net.input_size,
+        net.mean,
+        net.std,
+        out_dir / "split.json",
+        tc.progress,
+        recipe.distill,
+        recipe.model.num_bins,
+        recipe.loss.sigma,
+    )
     ckpt_dir = out_dir / "checkpoints"
     best_cb = ModelCheckpoint(
         dirpath=ckpt_dir, filename="best-{epoch:02d}", monitor="val/score", mode="max", save_top_k=1, save_last=False
