@@ -30,7 +30,7 @@ by the hash of each image's bytes, stratified by age band and gender, 80/10/10 (
 **UTKFace is available for non-commercial research purposes only; the image copyright belongs to the original
 owners. This model inherits that restriction: do not use it commercially.**
 
-Recipe: `{recipe}` ({epochs} epochs; the exact recipe is in `config.json` under `training`).
+Recipe: `{recipe}` ({epochs} epochs; the exact recipe is in `config.json` under `training`).{distill}
 
 ## Metrics on our UTKFace test split ({n_test} images, touched once)
 {overall}
@@ -50,6 +50,27 @@ Recipe: `{recipe}` ({epochs} epochs; the exact recipe is in `config.json` under 
 Research, demos and prototypes where a rough age bracket and a gender guess help (e.g. dataset analytics).
 Not for decisions about individuals (access control, age verification for legal purposes, profiling).
 """
+
+
+def _teacher_name(path: str) -> str:
+    """A teacher's path, with its backbone and input size when its folder is still there."""
+    try:
+        m = read_config(path)["model"]
+        return f"`{path}` ({m['backbone']}, {m['input_size']} px)"
+    except (OSError, ValueError, KeyError):
+        return f"`{path}`"
+
+
+def _distill_note(recipe: dict) -> str:
+    d = recipe.get("distill") or {}
+    if not d.get("teachers"):
+        return ""
+    names = ", ".join(_teacher_name(t) for t in d["teachers"])
+    mirrored = " and their mirrored views" if d.get("tta", True) else ""
+    return (
+        f"\nDistilled: the training targets blend the labels with the averaged predictions of {names}{mirrored}"
+        f" (weight {d.get('alpha', 0.5)} on the teachers); the teachers were trained on the same split."
+    )
 
 
 def _slice_rows(slices: dict) -> str:
@@ -99,6 +120,7 @@ def package_run(
         n_test=result["overall"]["n"],
         recipe=training.get("recipe", {}).get("name", "?"),
         epochs=training.get("recipe", {}).get("train", {}).get("epochs", "?"),
+        distill=_distill_note(training.get("recipe", {})),
         overall=format_metrics(result["overall"]),
         slices=_slice_rows(result["slices"]),
     )

@@ -128,3 +128,9 @@ def test_distilled_fit_runs_end_to_end(utk_dir: Path, teachers: list[Path], over
     assert summary["epochs_completed"] == 1 and (out / "model" / "model.safetensors").is_file()
     saved = (out / "recipe.yaml").read_text()
     assert "alpha: 0.7" in saved and str(teachers[0]) in saved
+    from agegender.training.package import package_run
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        package_run(out, utk_dir, tmp_path / "packaged")
+    card = (tmp_path / "packaged" / "MODEL_CARD.md").read_text()
+    assert "Distilled" in card and f"`{teachers[1]}`" in card and "weight 0.7 on the teachers" in card
