@@ -40,7 +40,7 @@ def scratch_cnn(pretrained: bool = False, pretrained_path: str | None = None) ->
     if pretrained:
         raise WeightsError("scratch_cnn has no pretrained weights: set model.pretrained=false")
     net = ScratchCNN()
-    return Backbone(net, net.out_features, default_size=128)
+    return Backbone(net, net.out_features, default_size=128, pretrained_on=None)
 
 
 def _torchvision_weights(builder, weights: str, what: str):
@@ -198,4 +198,11 @@ def mobilefacenet(pretrained: bool = False, pretrained_path: str | None = None) 
     if pretrained or pretrained_path:
         path = resolve_weights_file(pretrained_path, MOBILEFACENET_FILE, "MobileFaceNet")
         net.load_state_dict(load_mobilefacenet_casia(path))
-    return Backbone(_PooledMobileFaceNet(net), 512, MOBILEFACENET_MEAN, MOBILEFACENET_STD, default_size=112)
+    return Backbone(
+        _PooledMobileFaceNet(net),
+        512,
+        MOBILEFACENET_MEAN,
+        MOBILEFACENET_STD,
+        default_size=112,
+        pretrained_on="face recognition on CASIA-WebFace (itself licensed for non-commercial research)",
+    )

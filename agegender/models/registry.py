@@ -23,6 +23,7 @@ class Backbone:
     std: tuple[float, float, float] = IMAGENET_STD
     default_size: int = 224
     attention: bool = False  # whether the reference design puts an attention block on the pooled features
+    pretrained_on: str | None = "ImageNet-1k classification"  # what its pretrained weights learnt (model cards)
 
 
 BackboneFactory = Callable[..., Backbone]

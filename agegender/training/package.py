@@ -30,7 +30,7 @@ by the hash of each image's bytes, stratified by age band and gender, 80/10/10 (
 **UTKFace is available for non-commercial research purposes only; the image copyright belongs to the original
 owners. This model inherits that restriction: do not use it commercially.**
 
-Recipe: `{recipe}` ({epochs} epochs; the exact recipe is in `config.json` under `training`).{distill}
+Recipe: `{recipe}` ({epochs} epochs; the exact recipe is in `config.json` under `training`). {init}{distill}
 
 ## Metrics on our UTKFace test split ({n_test} images, touched once)
 {overall}
@@ -50,6 +50,19 @@ Recipe: `{recipe}` ({epochs} epochs; the exact recipe is in `config.json` under 
 Research, demos and prototypes where a rough age bracket and a gender guess help (e.g. dataset analytics).
 Not for decisions about individuals (access control, age verification for legal purposes, profiling).
 """
+
+
+def _init_note(recipe: dict) -> str:
+    """Where the backbone's starting weights came from: their data and licence travel with the model."""
+    from agegender.models.registry import create_backbone
+
+    m = recipe.get("model") or {}
+    if not m.get("backbone"):
+        return ""
+    if not (m.get("pretrained") or m.get("pretrained_path")):
+        return "Trained from random initialisation."
+    source = create_backbone(m["backbone"], False).pretrained_on
+    return f"Backbone initialised from weights pretrained on {source or 'unknown data'}."
 
 
 def _teacher_name(path: str) -> str:
@@ -120,6 +133,7 @@ def package_run(
         n_test=result["overall"]["n"],
         recipe=training.get("recipe", {}).get("name", "?"),
         epochs=training.get("recipe", {}).get("train", {}).get("epochs", "?"),
+        init=_init_note(training.get("recipe", {})),
         distill=_distill_note(training.get("recipe", {})),
         overall=format_metrics(result["overall"]),
         slices=_slice_rows(result["slices"]),

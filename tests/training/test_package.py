@@ -1,0 +1,18 @@
+"""Model-card notes that `agegender package` derives from a run's recipe."""
+
+from __future__ import annotations
+
+from agegender.training.package import _distill_note, _init_note
+
+
+def test_init_note_names_the_pretraining_data():
+    assert "CASIA-WebFace" in _init_note({"model": {"backbone": "mobilefacenet", "pretrained": True}})
+    assert "ImageNet-1k" in _init_note({"model": {"backbone": "mobilenet_v2", "pretrained": True}})
+    assert _init_note({"model": {"backbone": "mobilenet_v2", "pretrained": False}}).startswith("Trained from random")
+    assert _init_note({}) == ""
+
+
+def test_distill_note_only_for_distilled_runs(tmp_path):
+    assert _distill_note({"distill": {"teachers": []}}) == ""
+    note = _distill_note({"distill": {"teachers": [str(tmp_path / "gone")], "alpha": 0.3, "tta": False}})
+    assert f"`{tmp_path / 'gone'}`" in note and "weight 0.3" in note and "mirrored" not in note
