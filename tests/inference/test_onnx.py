@@ -127,3 +127,34 @@ def test_onnx_and_torch_predictor_agree_on_astronaut(model_dir: Path) -> None:
     assert abs(t.p_female - o.p_female) <= 1e-3
     assert t.gender == o.gender or abs(t.p_female - 0.5) < 1e-3
     json.dumps([t.to_dict(), o.to_dict()], allow_nan=False)
+
+
+@pytest.mark.parametrize(("channels", "shape"), [(8, (2, 8, 5, 5)), (1, (2, 8, 5, 5)), (8, (3, 8))])
+def test_relu_form_prelu_is_the_same_function(channels: int, shape: tuple[int, ...]) -> None:
+    from agegender.inference.onnx import ReluFormPReLU
+
+    torch.manual_seed(0)
+    prelu = torch.nn.PReLU(channels)
+    with torch.no_grad():
+        prelu.weight.copy_(torch.randn(channels))  # negative, zero and >1 slopes alike
+    x = torch.randn(*shape)
+    torch.testing.assert_close(ReluFormPReLU(prelu)(x), prelu(x), atol=1e-6, rtol=1e-6)
+
+
+def test_mobilefacenet_exports_without_prelu_nodes_and_matches_torch(tmp_path: Path) -> None:
+    """PReLU nodes force ONNX Runtime out of its fast layout; the export rewrites them, the answers stay put."""
+    import onnx
+
+    from agegender.inference.onnx import onnx_friendly
+
+    torch.manual_seed(0)
+    net = build_model(ModelConfig(backbone="mobilefacenet", input_size=112)).eval()
+    assert any(isinstance(m, torch.nn.PReLU) for m in net.modules())
+    assert not any(isinstance(m, torch.nn.PReLU) for m in onnx_friendly(net).modules())
+    assert any(isinstance(m, torch.nn.PReLU) for m in net.modules())  # the original is left alone
+    folder = save_model_folder(net, tmp_path / "mfn")
+    export_onnx(net, folder / "model.onnx")
+    ops = {node.op_type for node in onnx.load(str(folder / "model.onnx")).graph.node}
+    assert "PRelu" not in ops and "Relu" in ops
+    report = compare_backends(net, folder / "model.onnx", n=4)
+    assert report["ok"], report
