@@ -48,23 +48,24 @@ class TorchEngine:
 
 def predict_crops(
     engine, crops: Sequence[np.ndarray], batch_size: int = 64, tta: bool = False, progress: bool = False
-) -> Predictions:
-    """Run an engine over many crops in batches; ``tta`` averages with the mirrored crop."""
+) -> tuple[np.ndarray, ...]:
+    """Run an engine over many crops in batches; ``tta`` averages with the mirrored crop.
+
+    Returns one array per output of ``engine.run`` (for the inference engines: age, age_std, p_female).
+    """
     from tqdm.auto import tqdm
 
-    ages, stds, pfs = [], [], []
+    parts = []
     for start in tqdm(range(0, len(crops), batch_size), desc="predicting", disable=not progress, leave=False):
         batch = engine.pre(crops[start : start + batch_size])
-        a, s, p = engine.run(batch)
+        out = engine.run(batch)
         if tta:
-            a2, s2, p2 = engine.run(np.ascontiguousarray(batch[..., ::-1]))
-            a, s, p = (a + a2) / 2, (s + s2) / 2, (p + p2) / 2
-        ages.append(a)
-        stds.append(s)
-        pfs.append(p)
-    if not ages:
+            mirrored = engine.run(np.ascontiguousarray(batch[..., ::-1]))
+            out = tuple((a + b) / 2 for a, b in zip(out, mirrored, strict=True))
+        parts.append(out)
+    if not parts:
         return np.zeros(0), np.zeros(0), np.zeros(0)
-    return np.concatenate(ages), np.concatenate(stds), np.concatenate(pfs)
+    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
 
 
 def load_net(model: str | Path | None) -> tuple[AgeGenderNet, dict]:

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from agegender.data.dataset import decode_all
 from agegender.data.records import DataError, FaceRecord
+from agegender.inference.engine import TorchEngine, load_net, predict_crops
 from agegender.models.heads import gaussian_age_distribution
+from agegender.models.model import AgeGenderNet
 
 
 @dataclass
@@ -27,17 +28,24 @@ class SoftTargets:
     p_female: np.ndarray
 
 
-@torch.inference_mode()
-def _teacher_outputs(net, x: torch.Tensor, num_bins: int, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    out = net(x)
-    if net.cfg.age_head == "distribution":
-        dist = torch.softmax(out["age"].float(), dim=1)
-        if dist.shape[1] != num_bins:
-            raise DataError(f"teacher has {dist.shape[1]} age bins, the student {num_bins}")
-    else:  # a regression teacher: a Gaussian around its estimate
-        age, _ = net.age_head.decode(out["age"])
-        dist = gaussian_age_distribution(age, num_bins, sigma)
-    return dist, net.gender_head.decode(out["gender"])
+class SoftTargetEngine(TorchEngine):
+    """A teacher as an inference engine whose outputs are (age distribution, P(female)), for predict_crops."""
+
+    def __init__(self, net: AgeGenderNet, num_bins: int, sigma: float) -> None:
+        super().__init__(net)
+        self.num_bins, self.sigma = num_bins, sigma
+
+    @torch.inference_mode()
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self.net(torch.from_numpy(batch).contiguous(memory_format=torch.channels_last))
+        if self.net.cfg.age_head == "distribution":
+            dist = torch.softmax(out["age"].float(), dim=1)
+            if dist.shape[1] != self.num_bins:
+                raise DataError(f"teacher has {dist.shape[1]} age bins, the student {self.num_bins}")
+        else:  # a regression teacher: a Gaussian around its estimate
+            age, _ = self.net.age_head.decode(out["age"])
+            dist = gaussian_age_distribution(age, self.num_bins, self.sigma)
+        return dist.numpy(), self.net.gender_head.decode(out["gender"]).numpy()
 
 
 def teacher_targets(
@@ -54,32 +62,20 @@ def teacher_targets(
 
     ``images``: the records already decoded (N, S, S, 3), reused for teachers whose input size is S.
     """
-    from agegender.inference.engine import Preprocessor, load_net
-
     if not teachers:
         raise DataError("distillation needs at least one teacher model folder or checkpoint")
-    dist_sum = np.zeros((len(records), num_bins), dtype=np.float64)
-    pf_sum = np.zeros(len(records), dtype=np.float64)
-    views = 0
+    if not records:
+        raise DataError("distillation needs at least one training face")
+    dists, pfs = [], []
     crops, crops_size = images, (images.shape[1] if images is not None else None)
     for teacher in teachers:
         net, _ = load_net(teacher)
-        net = net.eval().to(memory_format=torch.channels_last)
         if crops_size != net.input_size:
             crops, crops_size = decode_all(records, net.input_size, progress), net.input_size
-        pre = Preprocessor(net.input_size, net.mean, net.std)
-        flips = (False, True) if tta else (False,)
-        desc = f"teacher {teacher}"
-        for start in tqdm(range(0, len(records), batch_size), desc=desc, disable=not progress, leave=False):
-            batch = pre(list(crops[start : start + batch_size]))
-            for flip in flips:
-                b = np.ascontiguousarray(batch[..., ::-1]) if flip else batch
-                x = torch.from_numpy(b).contiguous(memory_format=torch.channels_last)
-                dist, pf = _teacher_outputs(net, x, num_bins, sigma)
-                dist_sum[start : start + len(b)] += dist.double().numpy()
-                pf_sum[start : start + len(b)] += pf.double().numpy()
-        views += len(flips)
-    return SoftTargets((dist_sum / views).astype(np.float32), (pf_sum / views).astype(np.float32))
+        dist, pf = predict_crops(SoftTargetEngine(net, num_bins, sigma), list(crops), batch_size, tta, progress)
+        dists.append(dist)
+        pfs.append(pf)
+    return SoftTargets(np.mean(dists, axis=0).astype(np.float32), np.mean(pfs, axis=0).astype(np.float32))
 
 
 def blend_targets(
