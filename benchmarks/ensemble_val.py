@@ -11,7 +11,6 @@ Every run folder holds ``model/`` and ``split.json``; all must share one split. 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import numpy as np
 from agegender.data.dataset import decode_all
 from agegender.data.readers import read_dataset
 from agegender.data.splits import split_records
-from agegender.inference.batch import atomic_write_text
+from agegender.inference.batch import write_result
 from agegender.inference.engine import TorchEngine, load_net, predict_crops
 from agegender.metrics import compute_metrics
 
@@ -61,8 +60,6 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
     result = {"split": "val", "split_file": str(split_file), "n": len(records), "rows": rows}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.output, json.dumps(result, indent=2) + "\n")
     md = ["| model | flip TTA | MAE | RMSE | gender acc | macro F1 | score |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [r["model"], "yes" if r["tta"] else "no"] + [f"{r[k]:.4f}" for k in METRICS]
@@ -72,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         + "\n".join(md)
         + "\n"
     )
-    atomic_write_text(args.output.with_suffix(".md"), text)
+    write_result(args.output, result, text)
     print(text)
     return 0
 

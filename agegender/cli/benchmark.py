@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -29,7 +28,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_speed(args: argparse.Namespace) -> int:
-    from agegender.inference.batch import atomic_write_text
+    from agegender.inference.batch import write_result
     from agegender.inference.speed import benchmark_speed, format_speed
 
     result = benchmark_speed(
@@ -38,8 +37,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
     text = format_speed(result)
     print(text)
     out = Path(args.output)
-    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
-    atomic_write_text(out.with_suffix(".md"), text + "\n")
+    write_result(out, result, text)
     print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0
 

@@ -158,6 +158,13 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
+def write_result(path: str | Path, result: dict, markdown: str) -> None:
+    """A benchmark's figures as JSON at ``path`` and their markdown table beside it (same name, ``.md``)."""
+    path = Path(path)
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    atomic_write_text(path.with_suffix(".md"), markdown.rstrip("\n") + "\n")
+
+
 FACE_COLUMNS = ["age", "age_low", "age_high", "gender", "gender_probability", "status", "box"]
 
 

@@ -21,7 +21,7 @@ class ReluFormPReLU(nn.Module):
     """``PReLU(x) = relu(x) * (1 - a) + a * x``, exactly, in operators ONNX Runtime keeps in its fast layout.
 
     ONNX Runtime's blocked (NCHWc) CPU convolutions have no PRelu kernel, so every PReLU node costs a layout
-    conversion in and out (about two thirds of MobileFaceNet's CPU time, measured); Relu, Mul and Add stay in it.
+    conversion in and out (with PRelu itself ~70% of MobileFaceNet's node time: benchmarks/onnx_prelu.py).
     """
 
     def __init__(self, prelu: nn.PReLU) -> None:
@@ -44,11 +44,14 @@ def onnx_friendly(net: nn.Module) -> nn.Module:
     return net
 
 
-def export_onnx(net: AgeGenderNet, path: str | Path, opset: int = 17) -> Path:
-    """Export the inference graph (image batch -> age, age_std, p_female) with a dynamic batch axis."""
+def export_onnx(net: AgeGenderNet, path: str | Path, opset: int = 17, rewrite_prelu: bool = True) -> Path:
+    """Export the inference graph (image batch -> age, age_std, p_female) with a dynamic batch axis.
+
+    ``rewrite_prelu=False`` keeps PReLU nodes as they are (only to measure what the rewrite buys).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    net = onnx_friendly(net.eval())
+    net = onnx_friendly(net.eval()) if rewrite_prelu else net.eval()
     wrapper = InferenceNet(net.to(memory_format=torch.contiguous_format)).eval()
     x = torch.zeros(1, 3, net.input_size, net.input_size)
     tmp = path.with_suffix(".onnx.tmp")
