@@ -11,6 +11,7 @@ Every run folder holds ``model/`` and ``split.json``; all must share one split. 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -64,11 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         cells = [r["model"], "yes" if r["tta"] else "no"] + [f"{r[k]:.4f}" for k in METRICS]
         md.append("| " + " | ".join(cells) + " |")
-    text = (
-        f"Validation split ({len(records)} faces, {split_file}); written by `python benchmarks/ensemble_val.py`\n\n"
-        + "\n".join(md)
-        + "\n"
-    )
+    command = "python benchmarks/ensemble_val.py " + " ".join(sys.argv[1:])
+    text = f"Validation split ({len(records)} faces, {split_file}); written by `{command}`\n\n" + "\n".join(md) + "\n"
     write_result(args.output, result, text)
     print(text)
     return 0
