@@ -46,6 +46,9 @@ class DataConfig:
     eval_batch_size: int = 128
     num_workers: int = 2
     limit: int | None = None  # use only the first N records of each split (smoke runs)
+    # Final refit: once a recipe is chosen on val, train on train + val (val is still scored, but no longer held
+    # out, so the model folder takes the last epoch instead of the best one).
+    train_on_val: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

@@ -60,6 +60,8 @@ class AgeGenderDataModule(L.LightningDataModule):
         for name in ("train", "val"):
             if not self.splits[name]:
                 raise DataError(f"the {name} split is empty: {len(labelled)} labelled images are too few")
+        if self.cfg.train_on_val:
+            self.splits["train"] = self.splits["train"] + self.splits["val"]
         cache = self.size if self.cfg.cache else None
         train_tf = build_train_transform(self.size, self.mean, self.std, self.cfg.augment)
         eval_tf = build_eval_transform(self.size, self.mean, self.std)

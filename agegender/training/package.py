@@ -30,7 +30,7 @@ by the hash of each image's bytes, stratified by age band and gender, 80/10/10 (
 **UTKFace is available for non-commercial research purposes only; the image copyright belongs to the original
 owners. This model inherits that restriction: do not use it commercially.**
 
-Recipe: `{recipe}` ({epochs} epochs; the exact recipe is in `config.json` under `training`). {init}{distill}
+Recipe: `{recipe}` ({epochs} epochs; the exact recipe is in `config.json` under `training`). {init}{distill}{refit}
 
 ## Metrics on our UTKFace test split ({n_test} images, touched once)
 {overall}
@@ -86,6 +86,15 @@ def _distill_note(recipe: dict) -> str:
     )
 
 
+def _refit_note(recipe: dict) -> str:
+    if not (recipe.get("data") or {}).get("train_on_val"):
+        return ""
+    return (
+        "\nRefit: trained on the training and validation images together, for the number of epochs chosen on"
+        " validation beforehand, and the last epoch kept; no held-out validation figure exists for this model."
+    )
+
+
 def _slice_rows(slices: dict) -> str:
     rows = []
     for kind, group in slices.items():
@@ -135,6 +144,7 @@ def package_run(
         epochs=training.get("recipe", {}).get("train", {}).get("epochs", "?"),
         init=_init_note(training.get("recipe", {})),
         distill=_distill_note(training.get("recipe", {})),
+        refit=_refit_note(training.get("recipe", {})),
         overall=format_metrics(result["overall"]),
         slices=_slice_rows(result["slices"]),
     )

@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from lightning.pytorch.utilities import rank_zero_only
 
 from agegender.models.folder import save_model_folder
-from agegender.training.config import Recipe
+from agegender.training.config import Recipe, RecipeError
 from agegender.training.datamodule import AgeGenderDataModule
 from agegender.training.loggers import build_loggers
 from agegender.training.module import AgeGenderModule
@@ -55,6 +55,8 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
     Returns a summary with the best checkpoint, its validation score and the model folder written.
     """
     tc = recipe.train
+    if recipe.data.train_on_val and tc.early_stopping:
+        raise RecipeError("data.train_on_val trains on the validation split, so it cannot also stop early on it")
     out_dir = recipe.output_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     if tc.threads:
@@ -140,9 +142,10 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
         "trainable_parameters": module.n_trainable,
     }
     if trainer.is_global_zero:
+        refit = recipe.data.train_on_val  # val was trained on: its "best" epoch means nothing
         best = (
             AgeGenderModule.load_from_checkpoint(best_cb.best_model_path, map_location="cpu")
-            if best_cb.best_model_path
+            if best_cb.best_model_path and not refit
             else module
         )
         folder = save_model_folder(
@@ -151,11 +154,12 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
             {
                 "training": {
                     "recipe": recipe.to_dict(),
-                    "best_val_score": summary["best_val_score"],
+                    "best_val_score": None if refit else summary["best_val_score"],
                     "split_file": "split.json",
                 },
             },
         )
         summary["model_folder"] = str(folder)
+        summary["model_weights"] = "last epoch (data.train_on_val)" if refit else "best checkpoint"
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -206,3 +206,32 @@ def test_candidate_row_reports_val_test_and_speed(fitted: dict, utk_dir: Path, t
     rows = json.loads((tmp_path / "c.json").read_text())
     assert len(rows) == 1 and rows[0]["val_mae"] == 1.0
     assert md.splitlines()[0] == "| " + " | ".join(COLUMNS) + " |"
+
+
+def test_train_on_val_trains_on_both_and_keeps_the_last_epoch(utk_dir: Path, tmp_path: Path, overrides):
+    from agegender.training.module import AgeGenderModule
+
+    out = tmp_path / "refit"
+    extra = ["train.epochs=2", "data.train_on_val=true", "data.batch_size=6"]
+    recipe = load_recipe("scratch_cnn", overrides(utk_dir, out) + extra)
+    with contextlib.redirect_stdout(io.StringIO()):
+        summary = fit(recipe)
+    assert summary["model_weights"] == "last epoch (data.train_on_val)"
+    assert summary["global_step"] == 12  # (32 train + 4 val images) / batches of 6, twice; train alone gives 10
+    folder = Path(summary["model_folder"])
+    assert read_config(folder)["training"]["best_val_score"] is None
+    last = AgeGenderModule.load_from_checkpoint(out / "checkpoints" / "last.ckpt", map_location="cpu").net.eval()
+    net = load_model_folder(folder)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        for a, b in zip(net.predict(x), last.predict(x), strict=True):
+            torch.testing.assert_close(a, b)
+
+
+def test_train_on_val_refuses_early_stopping(utk_dir: Path, tmp_path: Path, overrides):
+    from agegender.training.config import RecipeError
+
+    extra = ["data.train_on_val=true", "train.early_stopping=3"]
+    recipe = load_recipe("scratch_cnn", overrides(utk_dir, tmp_path / "r") + extra)
+    with pytest.raises(RecipeError, match="train_on_val"):
+        fit(recipe)

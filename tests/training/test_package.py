@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agegender.training.package import _distill_note, _init_note
+from agegender.training.package import _distill_note, _init_note, _refit_note
 
 
 def test_init_note_names_the_pretraining_data():
@@ -16,3 +16,9 @@ def test_distill_note_only_for_distilled_runs(tmp_path):
     assert _distill_note({"distill": {"teachers": []}}) == ""
     note = _distill_note({"distill": {"teachers": [str(tmp_path / "gone")], "alpha": 0.3, "tta": False}})
     assert f"`{tmp_path / 'gone'}`" in note and "weight 0.3" in note and "mirrored" not in note
+
+
+def test_refit_note_only_for_runs_trained_on_val():
+    assert _refit_note({"data": {"train_on_val": False}}) == ""
+    assert _refit_note({}) == ""
+    assert "no held-out validation figure" in _refit_note({"data": {"train_on_val": True}})
