@@ -47,8 +47,11 @@ def candidate_row(run_dir: str | Path, data: str | Path, name: str | None = None
     run = Path(run_dir)
     summary = json.loads((run / "summary.json").read_text())
     model = run / "model"
-    cfg = json.loads((model / "config.json").read_text())["model"]
-    val = evaluate_model(model, data, split="val", split_file=run / "split.json", progress=False)["overall"]
+    config = json.loads((model / "config.json").read_text())
+    cfg = config["model"]
+    refit = bool(config.get("training", {}).get("recipe", {}).get("data", {}).get("train_on_val"))
+    # A refit trained on the validation split: its validation figures would only measure memorisation.
+    val = None if refit else evaluate_model(model, data, split="val", split_file=run / "split.json", progress=False)
     row = {
         "name": name or run.name,
         "backbone": cfg["backbone"],
@@ -56,8 +59,8 @@ def candidate_row(run_dir: str | Path, data: str | Path, name: str | None = None
         "age_head": cfg["age_head"],
         "epochs": summary["epochs_completed"],
         "s_per_epoch": round(summary["train_seconds"] / max(1, summary["epochs_completed"]), 1),
-        "val_mae": round(val["mae"], 3),
-        "val_score": round(val["score"], 4),
+        "val_mae": None if val is None else round(val["overall"]["mae"], 3),
+        "val_score": None if val is None else round(val["overall"]["score"], 4),
     }
     from agegender.inference.engine import load_net
 
@@ -90,7 +93,7 @@ def update_table(row: dict, out_json: str | Path) -> str:
     rows = [r for r in rows if r["name"] != row["name"]] + [row]
     atomic_write_text(out_json, json.dumps(rows, indent=2) + "\n")
     md = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    md += ["| " + " | ".join(str(r.get(c, "")) for c in COLUMNS) + " |" for r in rows]
+    md += ["| " + " | ".join("-" if r.get(c) is None else str(r[c]) for c in COLUMNS) + " |" for r in rows]
     text = "\n".join(md) + "\n"
     atomic_write_text(out_json.with_suffix(".md"), text)
     return text

@@ -226,6 +226,12 @@ def test_train_on_val_trains_on_both_and_keeps_the_last_epoch(utk_dir: Path, tmp
     with torch.no_grad():
         for a, b in zip(net.predict(x), last.predict(x), strict=True):
             torch.testing.assert_close(a, b)
+    from agegender.inference.candidates import candidate_row, update_table
+
+    row = candidate_row(out, utk_dir, name="refit", test=False)  # val was trained on: no val figures
+    assert row["val_mae"] is None and row["val_score"] is None and row["epochs"] == 2
+    assert "| refit | scratch_cnn |" in update_table(row, tmp_path / "c.json")
+    assert " | - | - | " in update_table(row, tmp_path / "c.json")
 
 
 def test_train_on_val_refuses_early_stopping(utk_dir: Path, tmp_path: Path, overrides):
