@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="../shared/data/utkface")
     ap.add_argument("--split-file", type=Path, default=None, help="default: the first run's split.json")
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/ensemble_val.json"))
+    argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     split_file = args.split_file or args.runs[0] / "split.json"
     records = [r for r in read_dataset(args.data, progress=False).records if r.labelled]
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         cells = [r["model"], "yes" if r["tta"] else "no"] + [f"{r[k]:.4f}" for k in METRICS]
         md.append("| " + " | ".join(cells) + " |")
-    command = "python benchmarks/ensemble_val.py " + " ".join(sys.argv[1:])
+    command = " ".join(["python", "benchmarks/ensemble_val.py", *argv])
     text = f"Validation split ({len(records)} faces, {split_file}); written by `{command}`\n\n" + "\n".join(md) + "\n"
     write_result(args.output, result, text)
     print(text)

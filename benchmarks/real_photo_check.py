@@ -10,6 +10,7 @@ whole photo through the face detector and alignment. Writes ``benchmarks/results
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from skimage.data import astronaut
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*", type=Path, default=[DEFAULT_MODEL_DIR])
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/real_photo_check.json"))
+    argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     photo = astronaut()
     rows = []
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     md = [
-        "scikit-image astronaut (an adult woman); `python benchmarks/real_photo_check.py`",
+        f"scikit-image astronaut (an adult woman); `{' '.join(['python', 'benchmarks/real_photo_check.py', *argv])}`",
         "",
         "| model | backbone | fixed crop: age / P(female) | detected: age / P(female) |",
         "|---|---|---|---|",

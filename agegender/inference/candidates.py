@@ -7,6 +7,8 @@ from pathlib import Path
 
 from agegender.inference.evaluate import evaluate_model
 from agegender.inference.speed import benchmark_speed
+from agegender.models.folder import read_config
+from agegender.training.package import trained_on_val
 
 COLUMNS = [
     "name",
@@ -47,9 +49,9 @@ def candidate_row(run_dir: str | Path, data: str | Path, name: str | None = None
     run = Path(run_dir)
     summary = json.loads((run / "summary.json").read_text())
     model = run / "model"
-    config = json.loads((model / "config.json").read_text())
+    config = read_config(model)
     cfg = config["model"]
-    refit = bool(config.get("training", {}).get("recipe", {}).get("data", {}).get("train_on_val"))
+    refit = trained_on_val(config.get("training", {}).get("recipe", {}))
     # A refit trained on the validation split: its validation figures would only measure memorisation.
     val = None if refit else evaluate_model(model, data, split="val", split_file=run / "split.json", progress=False)
     row = {

@@ -86,8 +86,13 @@ def _distill_note(recipe: dict) -> str:
     )
 
 
+def trained_on_val(recipe: dict) -> bool:
+    """Whether a saved recipe (``config.json`` → ``training.recipe``) trained on the validation split too."""
+    return bool((recipe.get("data") or {}).get("train_on_val"))
+
+
 def _refit_note(recipe: dict) -> str:
-    if not (recipe.get("data") or {}).get("train_on_val"):
+    if not trained_on_val(recipe):
         return ""
     return (
         "\nRefit: trained on the training and validation images together, for the number of epochs chosen on"
@@ -129,7 +134,7 @@ def package_run(
     counts = {k: sum(1 for v in splits if v == k) for k in ("train", "val", "test")}
     cfg = read_config(out)
     m = cfg["model"]
-    training = cfg.get("training", {})
+    recipe = cfg.get("training", {}).get("recipe", {})
     card = CARD_TEMPLATE.format(
         name=name,
         backbone=m["backbone"],
@@ -140,11 +145,11 @@ def package_run(
         n_train=counts["train"],
         n_val=counts["val"],
         n_test=result["overall"]["n"],
-        recipe=training.get("recipe", {}).get("name", "?"),
-        epochs=training.get("recipe", {}).get("train", {}).get("epochs", "?"),
-        init=_init_note(training.get("recipe", {})),
-        distill=_distill_note(training.get("recipe", {})),
-        refit=_refit_note(training.get("recipe", {})),
+        recipe=recipe.get("name", "?"),
+        epochs=recipe.get("train", {}).get("epochs", "?"),
+        init=_init_note(recipe),
+        distill=_distill_note(recipe),
+        refit=_refit_note(recipe),
         overall=format_metrics(result["overall"]),
         slices=_slice_rows(result["slices"]),
     )
