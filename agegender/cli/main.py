@@ -22,6 +22,22 @@ def _add_data(sub) -> None:
     i.add_argument("--split-file", help="reuse (or write) this split file")
     i.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     i.set_defaults(func=cmd_inspect)
+    a = dsub.add_parser(
+        "align",
+        help="detect and align the main face of each labelled photo into training chips plus a manifest",
+        description=(
+            "Runs every labelled photo through the same detector and aligner as prediction, keeps the main "
+            "face (largest and most central), and writes OUTPUT/images/*.png, OUTPUT/labels.csv (labels, source "
+            "photo and its hash) and OUTPUT/align_report.json. Re-running skips photos already done."
+        ),
+    )
+    a.add_argument("source", help="labelled photos: UTKFace folder, competition folder or CSV manifest")
+    a.add_argument("--output", required=True, help="folder for the chips, labels.csv and the report")
+    a.add_argument("--format", default="auto", choices=["auto", "utkface", "competition", "manifest"])
+    a.add_argument("--detector", default="auto", help="face detector (as for predict)")
+    a.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    a.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    a.set_defaults(func=cmd_align)
 
 
 def _add_train(sub) -> None:
@@ -35,7 +51,12 @@ def _add_train(sub) -> None:
     )
     p.add_argument("recipe", nargs="?", default=None, help="built-in recipe name or YAML path")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
-    p.add_argument("--data", help="training data (sets data.path)")
+    p.add_argument(
+        "--data",
+        action="append",
+        help="training data (sets data.path); give it several times to train on several datasets (data.sources)",
+    )
+    p.add_argument("--init", help="fine-tune: start from this model folder or checkpoint (sets model.init)")
     p.add_argument("--output", help="run folder (sets train.output_dir)")
     p.add_argument("--epochs", type=int, help="sets train.epochs")
     p.add_argument("--devices", type=int, help="sets train.devices")
@@ -69,6 +90,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_align(args: argparse.Namespace) -> int:
+    from agegender.faces.chips import align_dataset, format_report
+
+    report = align_dataset(
+        args.source, args.output, args.format, args.detector, workers=args.workers, progress=not args.quiet
+    )
+    print(format_report(report))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from agegender.models.registry import list_backbones
     from agegender.training.config import list_recipes, load_recipe
@@ -78,8 +109,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("backbones: " + ", ".join(list_backbones()))
         return 0
     overrides = list(args.overrides)
+    if args.data and len(args.data) == 1:
+        overrides += [f"data.path={args.data[0]}", "data.sources=[]"]
+    elif args.data:
+        overrides += ["data.path=null", "data.sources=" + json.dumps(args.data)]
     for flag, key in (
-        ("data", "data.path"),
+        ("init", "model.init"),
         ("output", "train.output_dir"),
         ("epochs", "train.epochs"),
         ("devices", "train.devices"),

@@ -20,6 +20,8 @@ from agegender.data.images import IMAGE_EXTENSIONS, ImageError, check_image, dig
 from agegender.data.records import MAX_AGE, DataError, FaceRecord, Reading, ReadReport
 
 FORMATS = ("utkface", "competition", "manifest", "images")
+#: A folder holding this CSV is read as a manifest (``data align`` writes one; APPA-REAL ships one).
+MANIFEST_NAME = "labels.csv"
 
 # {age}_{gender}_{race}_{datetime}.jpg.chip.jpg, tolerating the irregular names of the original release:
 # a missing race field, a space before ".jpg", and a missing dot before "jpg".
@@ -84,7 +86,9 @@ def _validate_files(
             except ImageError as e:
                 kind = "image_too_large" if "too large" in str(e) else "undecodable_image"
                 return rec, kind, None
-        return rec, None, digest_bytes(data)
+        # A chip cut from a photo keeps the photo's hash (manifest column source_digest), so splits and
+        # duplicate checks keep it with its photo; everything else is hashed by its own bytes.
+        return rec, None, rec.digest or digest_bytes(data)
 
     out: list[FaceRecord] = []
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -151,7 +155,7 @@ def read_utkface(root: Path, report: ReadReport) -> list[FaceRecord]:
     return records
 
 
-_TEXT_COLUMNS = ("id", "path", "full_path")
+_TEXT_COLUMNS = ("id", "path", "full_path", "source_digest")
 _MISSING = ["", "NA", "N/A", "NaN", "nan", "null", "None"]
 
 
@@ -203,7 +207,9 @@ def _records_from_frame(
             except (TypeError, ValueError):
                 report.note("race_invalid", label)
                 race = None
-        records.append(FaceRecord(path, age, gender, race, rid))
+        digest = row.get("source_digest")
+        digest = digest if isinstance(digest, str) and digest else None
+        records.append(FaceRecord(path, age, gender, race, rid, digest))
     return records
 
 
@@ -289,6 +295,8 @@ def detect_format(path: Path) -> str:
         raise DataError(f"{path}: no such file or folder")
     if (path / "train.csv").is_file() or (path / "test.csv").is_file():
         return "competition"
+    if (path / MANIFEST_NAME).is_file():
+        return "manifest"
     images = path / "images" if (path / "images").is_dir() else path
     sample = [p.name for _, p in zip(range(200), images.iterdir(), strict=False) if p.is_file()]
     if sample and sum(parse_utkface_name(n) is not None for n in sample) >= 0.8 * len(sample):
@@ -321,7 +329,7 @@ def read_dataset(
     elif fmt == "competition":
         records = read_competition(path, report, split)
     elif fmt == "manifest":
-        records = read_manifest(path, report)
+        records = read_manifest(path / MANIFEST_NAME if path.is_dir() else path, report)
     else:
         records = read_images([path])
     report.rows = len(records) + report.n_problems

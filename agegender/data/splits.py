@@ -105,20 +105,47 @@ def load_split(path: str | Path) -> tuple[dict[str, str], tuple[float, ...]]:
         raise DataError(f"split file {path} is not a valid split file ({e})") from None
 
 
+def split_sources(
+    sources: dict[str, Sequence[FaceRecord]],
+    split_file: str | Path | None = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    save_to: str | Path | None = None,
+) -> dict[str, dict[str, list[FaceRecord]]]:
+    """Split several datasets at once, each stratified on its own, into one assignment (one split file).
+
+    With an existing ``split_file`` its assignment is reused. A source none of whose images are in it (a
+    dataset added since) gets its own stratified split, added to the assignment; single new images of a
+    known source are placed by their hash (:func:`hash_side`). The full assignment is written to ``save_to``
+    (default: ``split_file`` when it does not exist yet), so a run folder always records the split it used.
+    Returns ``{source: {"train": [...], "val": [...], "test": [...]}}``.
+    """
+    existing = split_file is not None and Path(split_file).is_file()
+    assignment: dict[str, str] = {}
+    if existing:
+        assignment, fractions = load_split(split_file)  # type: ignore[arg-type]
+        assignment = dict(assignment)
+    changed = not existing
+    for recs in sources.values():
+        if not any(r.digest in assignment for r in recs):
+            assignment.update(compute_split(recs, fractions))
+            changed = True
+    target = save_to if save_to is not None else (split_file if not existing else None)
+    if target is not None and (changed or Path(target) != Path(split_file or "")):
+        save_split(assignment, target, fractions)
+    out: dict[str, dict[str, list[FaceRecord]]] = {}
+    for name, recs in sources.items():
+        parts: dict[str, list[FaceRecord]] = {n: [] for n in SPLIT_NAMES}
+        for r in recs:
+            side = assignment.get(r.digest) if r.digest else None
+            parts[side or hash_side(r.digest or "0" * 8, fractions)].append(r)
+        out[name] = parts
+    return out
+
+
 def split_records(
     records: Sequence[FaceRecord],
     split_file: str | Path | None = None,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
 ) -> dict[str, list[FaceRecord]]:
-    """Split records; with ``split_file``, reuse it if it exists (new images by hash), else write it."""
-    if split_file is not None and Path(split_file).is_file():
-        assignment, fractions = load_split(split_file)
-    else:
-        assignment = compute_split(records, fractions)
-        if split_file is not None:
-            save_split(assignment, split_file, fractions)
-    out: dict[str, list[FaceRecord]] = {name: [] for name in SPLIT_NAMES}
-    for r in records:
-        side = assignment.get(r.digest) if r.digest else None
-        out[side or hash_side(r.digest or "0" * 8, fractions)].append(r)
-    return out
+    """Split one dataset; with ``split_file``, reuse it if it exists (new images by hash), else write it."""
+    return split_sources({"data": records}, split_file, fractions)["data"]

@@ -76,3 +76,52 @@ def load_model_folder(folder: str | Path | None = None, device: str | torch.devi
     net = build_model(ModelConfig(**config["model"]))
     net.load_state_dict(load_file(str(weights), device=str(device)))
     return net.to(device).eval()
+
+
+#: Model settings that must agree between a network and the weights it is initialised from.
+ARCHITECTURE_KEYS = ("backbone", "age_head", "gender_head", "hidden", "head_layers", "num_bins", "attention")
+
+
+def init_state_dict(source: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Weights (and model settings, when known) of a model folder or a Lightning ``.ckpt`` file."""
+    source = Path(source)
+    if source.suffix == ".ckpt":
+        if not source.is_file():
+            raise ModelFolderError(f"model.init: checkpoint {source} does not exist")
+        ckpt = torch.load(str(source), map_location="cpu", weights_only=False)
+        state = {k[len("net.") :]: v for k, v in ckpt.get("state_dict", {}).items() if k.startswith("net.")}
+        model = (ckpt.get("hyper_parameters") or {}).get("model") or {}
+        return state, model
+    if not source.is_dir():
+        raise ModelFolderError(f"model.init: {source} is neither a model folder nor a .ckpt file")
+    config = read_config(source)
+    weights = source / "model.safetensors"
+    if not weights.is_file():
+        raise ModelFolderError(f"model.init: {source} has no model.safetensors")
+    model = dict(config.get("model") or {})
+    model["input_size"] = (config.get("preprocessing") or {}).get("input_size", model.get("input_size"))
+    return load_file(str(weights)), model
+
+
+def load_init_weights(net: AgeGenderNet, source: str | Path) -> None:
+    """Start ``net`` from the weights in ``source`` (fine-tuning); the architectures must match exactly."""
+    state, model = init_state_dict(source)
+    mine = net.cfg.to_dict()
+    diffs = [
+        f"{k}: {model[k]!r} there, {mine[k]!r} here"
+        for k in ARCHITECTURE_KEYS
+        if k in model and model[k] is not None and mine.get(k) is not None and model[k] != mine[k]
+    ]
+    if model.get("input_size") and model["input_size"] != net.input_size:
+        diffs.append(f"input_size: {model['input_size']} there, {net.input_size} here")
+    if diffs:
+        raise ModelFolderError(
+            f"model.init: {source} has another architecture than the recipe ({'; '.join(diffs)}); "
+            "use a recipe with the same model settings or override them (e.g. model.input_size=...)"
+        )
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelFolderError(
+            f"model.init: {source} does not fit this network (missing {list(missing)[:5]}, "
+            f"unexpected {list(unexpected)[:5]})"
+        )

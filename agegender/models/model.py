@@ -29,6 +29,9 @@ class ModelConfig:
     mean: list[float] | None = None  # None: the backbone's normalisation
     std: list[float] | None = None
     extra: dict = field(default_factory=dict)
+    # Fine-tuning: a model folder (or Lightning checkpoint) whose weights start the training; the network it
+    # names must have the same architecture. Recorded for provenance; building a network never reads it.
+    init: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

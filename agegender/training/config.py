@@ -34,9 +34,37 @@ class LossConfig:
 
 
 @dataclass
-class DataConfig:
-    path: str | None = None
+class SourceConfig:
+    """One dataset of a multi-source run; ``weight`` is its share of the training samples drawn per epoch."""
+
+    path: str = ""
     format: str = "auto"
+    weight: float | None = None  # None: in proportion to its size (plain concatenation)
+    name: str | None = None  # how tables and logs call it; default: from the path
+
+    @classmethod
+    def from_string(cls, value: str) -> dict:
+        return {"path": value}
+
+
+_GENERIC_STEMS = {"labels", "train", "manifest", "data", "images", "test"}
+
+
+def source_name(src: SourceConfig) -> str:
+    """``utkface`` for ``../shared/data/utkface``, ``appa_real_train`` for ``.../appa_real_train/labels.csv``."""
+    if src.name:
+        return src.name
+    p = Path(src.path.rstrip("/"))
+    if p.suffix and p.stem in _GENERIC_STEMS:
+        p = p.parent
+    return (p.stem if p.suffix else p.name) or "data"
+
+
+@dataclass
+class DataConfig:
+    path: str | None = None  # one dataset; for several use ``sources``
+    format: str = "auto"
+    sources: list[SourceConfig] = field(default_factory=list)
     split_file: str | None = None  # default: <output_dir>/split.json
     fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     duplicates: str = "first"
@@ -50,6 +78,20 @@ class DataConfig:
     # out, so the model folder takes the last epoch instead of the best one).
     train_on_val: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def source_list(self) -> list[SourceConfig]:
+        """The datasets to train on, named uniquely: ``sources``, or ``path`` as the only one."""
+        if self.sources and self.path:
+            raise RecipeError("set either data.path (one dataset) or data.sources (several), not both")
+        srcs = list(self.sources) or ([SourceConfig(self.path, self.format)] if self.path else [])
+        for s in srcs:
+            if not s.path:
+                raise RecipeError("every entry of data.sources needs a path")
+        names = [source_name(s) for s in srcs]
+        for i, n in enumerate(names):
+            if names.count(n) > 1:
+                names[i] = f"{n}_{i + 1}"
+        return [dataclasses.replace(s, name=n) for s, n in zip(srcs, names, strict=True)]
 
 
 @dataclass
@@ -125,6 +167,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check/convert a YAML value to the annotated type, with a message naming the key."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
+        if isinstance(value, str) and hasattr(tp, "from_string"):
+            value = tp.from_string(value)
         if not isinstance(value, dict):
             raise RecipeError(f"{key}: expected a mapping, got {value!r}")
         return _build(tp, value, key)

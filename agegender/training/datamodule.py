@@ -1,22 +1,31 @@
-"""LightningDataModule: read, validate and split a dataset once, then serve train/val/test loaders."""
+"""LightningDataModule: read, validate and split one or several datasets once, then serve train/val/test loaders."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from agegender.data.dataset import FaceDataset
 from agegender.data.readers import read_dataset
 from agegender.data.records import DataError, FaceRecord
-from agegender.data.splits import split_records
+from agegender.data.splits import split_sources
 from agegender.data.transforms import build_eval_transform, build_train_transform
-from agegender.training.config import DataConfig, DistillConfig
+from agegender.training.config import DataConfig, DistillConfig, SourceConfig
 
 
 class AgeGenderDataModule(L.LightningDataModule):
+    """One or several labelled datasets, each read, validated and split on its own, served as one.
+
+    Validation and test items carry their source's index as a fourth element when there are several
+    sources, so the module can report figures per source. ``split_file`` is where the full split is
+    recorded (the run folder); ``cfg.split_file`` (e.g. a shipped model's split) is read first when given.
+    """
+
     def __init__(
         self,
         cfg: DataConfig,
@@ -30,38 +39,59 @@ class AgeGenderDataModule(L.LightningDataModule):
         sigma: float = 2.0,
     ) -> None:
         super().__init__()
-        if not cfg.path:
-            raise DataError("no training data: set data.path (e.g. --data ../shared/data/utkface)")
+        self.sources: list[SourceConfig] = cfg.source_list()
+        if not self.sources:
+            raise DataError("no training data: set data.path (e.g. --data ../shared/data/utkface) or data.sources")
         self.cfg, self.size, self.mean, self.std = cfg, input_size, mean, std
-        self.split_file = Path(cfg.split_file) if cfg.split_file else split_file
+        self.split_file = split_file
         self.progress = progress
         self.distill, self.num_bins, self.sigma = distill, num_bins, sigma
         self.splits: dict[str, list[FaceRecord]] = {}
+        self.source_index: dict[str, np.ndarray] = {}  # per split: each record's source number
         self.datasets: dict[str, FaceDataset] = {}
+
+    @property
+    def source_names(self) -> list[str]:
+        return [s.name or "data" for s in self.sources]
+
+    def _read_sources(self) -> dict[str, list[FaceRecord]]:
+        by_source: dict[str, list[FaceRecord]] = {}
+        for src in self.sources:
+            reading = read_dataset(
+                src.path, src.format, strict=self.cfg.strict, duplicates=self.cfg.duplicates, progress=self.progress
+            )
+            if self.progress and (self.trainer is None or self.trainer.is_global_zero):
+                print(reading.report.summary())
+            labelled = [r for r in reading.records if r.labelled]
+            if not labelled:
+                raise DataError(f"{src.path}: no labelled images to train on")
+            by_source[src.name or "data"] = labelled
+        return by_source
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        reading = read_dataset(
-            self.cfg.path,
-            self.cfg.format,
-            strict=self.cfg.strict,
-            duplicates=self.cfg.duplicates,
-            progress=self.progress,
-        )
-        if self.progress and self.trainer is not None and self.trainer.is_global_zero:
-            print(reading.report.summary())
-        labelled = [r for r in reading.records if r.labelled]
-        if not labelled:
-            raise DataError(f"{self.cfg.path}: no labelled images to train on")
-        self.splits = split_records(labelled, self.split_file, self.cfg.fractions)
-        if self.cfg.limit:
-            self.splits = {k: v[: self.cfg.limit] for k, v in self.splits.items()}
+        by_source = self._read_sources()
+        read_from = Path(self.cfg.split_file) if self.cfg.split_file else self.split_file
+        parts = split_sources(by_source, read_from, self.cfg.fractions, save_to=self.split_file)
+        if self.cfg.split_file and not Path(self.cfg.split_file).is_file() and self.split_file is not None:
+            shutil.copyfile(self.split_file, self.cfg.split_file)  # asked to write the split there too
+        limit = self.cfg.limit
+        for split in ("train", "val", "test"):
+            recs: list[FaceRecord] = []
+            idx: list[int] = []
+            for i, name in enumerate(self.source_names):
+                chosen = parts[name][split][:limit] if limit else parts[name][split]
+                recs += chosen
+                idx += [i] * len(chosen)
+            self.splits[split], self.source_index[split] = recs, np.asarray(idx, dtype=np.int64)
         for name in ("train", "val"):
             if not self.splits[name]:
-                raise DataError(f"the {name} split is empty: {len(labelled)} labelled images are too few")
+                total = sum(len(v) for v in by_source.values())
+                raise DataError(f"the {name} split is empty: {total} labelled images are too few")
         if self.cfg.train_on_val:
             self.splits["train"] = self.splits["train"] + self.splits["val"]
+            self.source_index["train"] = np.concatenate([self.source_index["train"], self.source_index["val"]])
         cache = self.size if self.cfg.cache else None
         train_tf = build_train_transform(self.size, self.mean, self.std, self.cfg.augment)
         eval_tf = build_eval_transform(self.size, self.mean, self.std)
@@ -69,8 +99,22 @@ class AgeGenderDataModule(L.LightningDataModule):
             if recs:
                 tf = train_tf if name == "train" else eval_tf
                 self.datasets[name] = FaceDataset(recs, tf, cache_size=cache, progress=self.progress)
+                if name != "train" and len(self.sources) > 1:
+                    self.datasets[name].extra_targets = (self.source_index[name],)
         if self.distill is not None and self.distill.teachers:
             self._attach_teacher_targets(self.datasets["train"])
+
+    def sample_weights(self) -> np.ndarray | None:
+        """Per training record: its source's weight spread over that source's records (None: no weights)."""
+        if not any(s.weight is not None for s in self.sources):
+            return None
+        idx = self.source_index["train"]
+        counts = np.bincount(idx, minlength=len(self.sources)).astype(float)
+        natural = counts / counts.sum()
+        share = np.array([s.weight if s.weight is not None else natural[i] for i, s in enumerate(self.sources)])
+        if (share < 0).any() or share.sum() <= 0:
+            raise DataError(f"data.sources weights must be >= 0 and not all 0, got {share.tolist()}")
+        return (share / share.sum() / np.maximum(counts, 1))[idx]
 
     def _attach_teacher_targets(self, ds: FaceDataset) -> None:
         from agegender.training.distill import teacher_targets
@@ -91,10 +135,16 @@ class AgeGenderDataModule(L.LightningDataModule):
 
     def _loader(self, name: str, train: bool) -> DataLoader:
         workers = self.cfg.num_workers
+        weights = self.sample_weights() if train else None
+        sampler = None
+        if weights is not None:  # each source's share of every epoch, drawn with replacement
+            gen = torch.Generator().manual_seed(int(torch.initial_seed()) % 2**31)
+            sampler = WeightedRandomSampler(torch.as_tensor(weights), len(weights), replacement=True, generator=gen)
         return DataLoader(
             self.datasets[name],
             batch_size=self.cfg.batch_size if train else self.cfg.eval_batch_size,
-            shuffle=train,
+            shuffle=train and sampler is None,
+            sampler=sampler,
             drop_last=train and len(self.datasets[name]) > self.cfg.batch_size,
             num_workers=workers,
             persistent_workers=workers > 0,

@@ -7,7 +7,8 @@ import math
 import lightning as L
 import numpy as np
 import torch
-from torchmetrics import MeanAbsoluteError, MeanSquaredError
+from torch import nn
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, MulticlassF1Score
 
 from agegender.metrics import age_score, harmonic_mean
@@ -43,8 +44,7 @@ class AgeGenderModule(L.LightningModule):
         self.distill_alpha = distill_alpha
         self._rng = np.random.default_rng(self.train_cfg.seed)
         self.train_mae, self.train_acc = MeanAbsoluteError(), BinaryAccuracy()
-        self.val_mae, self.val_acc = MeanAbsoluteError(), BinaryAccuracy()
-        self.val_rmse, self.val_f1 = MeanSquaredError(squared=False), MulticlassF1Score(2, average="macro")
+        self.val_overall = _val_metrics()
 
     # Frozen BatchNorm layers keep their running statistics even while the rest trains.
     def train(self, mode: bool = True):
@@ -97,28 +97,33 @@ class AgeGenderModule(L.LightningModule):
         )
         return loss
 
+    def setup(self, stage: str) -> None:
+        # Several training sources: validation figures per source too (created here, before Lightning moves
+        # the module to its device, so torchmetrics syncs them across DDP ranks like the overall ones).
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        names = list(getattr(dm, "source_names", []) or [])
+        if len(names) > 1 and not hasattr(self, "val_by_source"):
+            self.source_names = names
+            self.val_by_source = nn.ModuleList(_val_metrics() for _ in names)
+
     def validation_step(self, batch, batch_idx: int) -> None:
-        x, age, gender = batch
+        x, age, gender, *rest = batch
         out = self.net(self._prep(x))
         loss, _ = self.criterion(out, age.float(), gender.float())
         pred_age, _, p_female = self.net.decode(out)
-        self.val_mae.update(pred_age, age.float())
-        self.val_rmse.update(pred_age, age.float())
-        self.val_acc.update(p_female, gender)
-        self.val_f1.update((p_female >= 0.5).long(), gender)
+        _update(self.val_overall, pred_age, age, p_female, gender)
+        if rest and hasattr(self, "val_by_source"):
+            for i, metrics in enumerate(self.val_by_source):
+                mask = rest[0] == i
+                if mask.any():
+                    _update(metrics, pred_age[mask], age[mask], p_female[mask], gender[mask])
         self.log("val/loss", loss, on_epoch=True, batch_size=x.shape[0], sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
-        rmse, f1 = float(self.val_rmse.compute()), float(self.val_f1.compute())
-        metrics = {
-            "val/mae": float(self.val_mae.compute()),
-            "val/rmse": rmse,
-            "val/acc": float(self.val_acc.compute()),
-            "val/f1": f1,
-            "val/score": harmonic_mean(f1, age_score(rmse)),
-        }
-        for m in (self.val_mae, self.val_rmse, self.val_acc, self.val_f1):
-            m.reset()
+        metrics = _compute(self.val_overall, "val")
+        for i, per_source in enumerate(getattr(self, "val_by_source", [])):
+            if per_source["mae"].update_count:  # update_count is per rank; a source can be absent
+                metrics.update(_compute(per_source, f"val/{self.source_names[i]}"))
         self.log_dict(metrics, prog_bar=False)
         self._last_val = metrics
 
@@ -128,14 +133,15 @@ class AgeGenderModule(L.LightningModule):
         self.train_acc.reset()
         self.log_dict({"train/mae": mae, "train/acc": acc})
         v = getattr(self, "_last_val", None)
-        val = (
-            (
+        val = ""
+        if v:
+            val = (
                 f" | val acc {v['val/acc']:.4f} MAE {v['val/mae']:.3f} RMSE {v['val/rmse']:.3f} "
                 f"score {v['val/score']:.4f}"
             )
-            if v
-            else ""
-        )
+            for name in getattr(self, "source_names", []):
+                if f"val/{name}/mae" in v:
+                    val += f" | {name} acc {v[f'val/{name}/acc']:.4f} MAE {v[f'val/{name}/mae']:.3f}"
         lr = self.trainer.optimizers[0].param_groups[-1]["lr"]
         self.print(
             f"Epoch {self.current_epoch + 1}/{self.trainer.max_epochs} | train acc {acc:.4f} "
@@ -176,3 +182,30 @@ class AgeGenderModule(L.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _val_metrics() -> MetricCollection:
+    return MetricCollection(
+        {
+            "mae": MeanAbsoluteError(),
+            "rmse": MeanSquaredError(squared=False),
+            "acc": BinaryAccuracy(),
+            "f1": MulticlassF1Score(2, average="macro"),
+        },
+        compute_groups=False,
+    )
+
+
+def _update(m: MetricCollection, pred_age, age, p_female, gender) -> None:
+    m["mae"].update(pred_age, age.float())
+    m["rmse"].update(pred_age, age.float())
+    m["acc"].update(p_female, gender)
+    m["f1"].update((p_female >= 0.5).long(), gender)
+
+
+def _compute(m: MetricCollection, prefix: str) -> dict[str, float]:
+    """MAE, RMSE, accuracy, macro F1 and the competition score, then reset for the next epoch."""
+    values = {k: float(v) for k, v in m.compute().items()}
+    m.reset()
+    values["score"] = harmonic_mean(values["f1"], age_score(values["rmse"]))
+    return {f"{prefix}/{k}": v for k, v in values.items()}

@@ -13,7 +13,7 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 
-from agegender.models.folder import save_model_folder
+from agegender.models.folder import load_init_weights, save_model_folder
 from agegender.training.config import Recipe, RecipeError
 from agegender.training.datamodule import AgeGenderDataModule
 from agegender.training.loggers import build_loggers
@@ -30,7 +30,12 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 def _module_from(recipe: Recipe) -> AgeGenderModule:
     d = recipe.to_dict()
     alpha = recipe.distill.alpha if recipe.distill.teachers else 0.0
-    return AgeGenderModule(d["model"], d["loss"], d["optim"], d["train"], distill_alpha=alpha)
+    if recipe.model.init:  # fine-tuning: the init weights replace any pretrained backbone, so skip loading it
+        d["model"]["pretrained"] = False
+    module = AgeGenderModule(d["model"], d["loss"], d["optim"], d["train"], distill_alpha=alpha)
+    if recipe.model.init:
+        load_init_weights(module.net, recipe.model.init)
+    return module
 
 
 def last_checkpoint(out_dir: Path) -> Path | None:
