@@ -38,6 +38,16 @@ def _add_data(sub) -> None:
     a.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     a.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     a.set_defaults(func=cmd_align)
+    a = dsub.add_parser("augment-preview", help="PNG grid of faces and their training augmentations (a recipe's)")
+    a.add_argument("recipe", nargs="?", default=None, help="built-in recipe name or YAML path")
+    a.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. data.augment.degrade_p=1.0")
+    a.add_argument("--data", help="images to sample (sets data.path)")
+    a.add_argument("--output", required=True, help="PNG file to write")
+    a.add_argument("--n", type=int, default=8, help="faces (rows)")
+    a.add_argument("--per-image", type=int, default=6, help="augmented versions per face (columns after the original)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--colors", type=int, default=0, help="palette colours (e.g. 256) for a small PNG; 0: full colour")
+    a.set_defaults(func=cmd_augment_preview)
 
 
 def _add_train(sub) -> None:
@@ -97,6 +107,14 @@ def cmd_align(args: argparse.Namespace) -> int:
         args.source, args.output, args.format, args.detector, workers=args.workers, progress=not args.quiet
     )
     print(format_report(report))
+    return 0
+
+
+def cmd_augment_preview(args: argparse.Namespace) -> int:
+    from agegender.data.preview import preview_from_args
+
+    result = preview_from_args(args)
+    print(f"wrote {result.path} ({result.width} x {result.height} px, {result.rows} faces)")
     return 0
 
 
@@ -222,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     _load_extra_commands()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    # key=value overrides may come anywhere on the train command line, also after options.
-    if extra and getattr(args, "command", None) == "train" and all("=" in e and not e.startswith("-") for e in extra):
+    # key=value overrides may come anywhere on a command line that takes them (train, data augment-preview).
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
         args.overrides = list(args.overrides) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
