@@ -164,3 +164,13 @@ def test_space_entry_point_builds_app(monkeypatch: pytest.MonkeyPatch, tiny_mode
     assert service.limits.max_upload_bytes == int(1.5 * 1024 * 1024)
     assert service.info["backbone"] == "scratch_cnn"
     service.close()
+
+
+def test_model_description_explains_flags_and_widening() -> None:
+    from agegender.serving.service import model_description
+
+    info = {"name": "m", "backbone": "b", "input_size": 64, "age_head": "distribution", "age_range": [0, 100]}
+    text = model_description(info)
+    assert "every face is estimated" in text and "low quality" in text and "not estimated" not in text.split("skip")[0]
+    assert "widened" not in text
+    assert "widened by the model's calibration" in model_description({**info, "calibrated": True})
