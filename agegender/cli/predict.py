@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from agegender.face_filter import FILTER_HELP, QualityFilter
+
+
+def _filter_option(name: str) -> Callable[[str], float]:
+    """argparse type for a QualityFilter option: its own validation, reported as a usage error."""
+
+    def parse(text: str) -> float:
+        try:
+            return QualityFilter.check(name, text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parse
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "predict",
         help="predict age and gender on photos, folders, manifests or a competition set",
-        description="Every face in every image gets an estimate; bad files get a status, never a crash."
-        " Exit code 0: all files ok; 1: some file had no usable face or could not be read.",
+        description="Every face in every image gets an estimate (flagged low_quality with its reasons when it is"
+        " small, blurry, uncertain or turned); bad files get a status, never a crash. Exit code 0: every file"
+        " has an estimate; 1: some file had no face, only skipped faces, or could not be read.",
     )
     p.add_argument("inputs", nargs="*", help="image files, folders or glob patterns")
     p.add_argument("--model", help="model folder (default: the shipped model)")
@@ -27,6 +43,9 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="images per batch")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     p.add_argument("--tta", action="store_true", help="average with the mirrored face")
+    for name, metavar in (("min_face", "PX"), ("min_quality", "Q")):
+        flag = "--" + name.replace("_", "-")
+        p.add_argument(flag, type=_filter_option(name), default=0.0, metavar=metavar, help=FILTER_HELP[name])
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
@@ -63,7 +82,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from agegender.faces import create_detector
 
         detector = create_detector(args.detector, model_path=args.detector_model)
-    predictor = Predictor.load(args.model, backend=args.backend, detector=detector, tta=args.tta)
+    predictor = Predictor.load(
+        args.model,
+        backend=args.backend,
+        detector=detector,
+        tta=args.tta,
+        min_face=args.min_face,
+        min_quality=args.min_quality,
+    )
     results = list(
         batch.run_predictions(
             predictor,

@@ -5,16 +5,15 @@ Typical use::
     from agegender.faces import create_detector, extract_faces
 
     for face in extract_faces(image_rgb, create_detector("auto")):
-        if face.ok:
-            predict(face.crop)
-        else:
-            print(face.status, face.message)
+        predict(face.crop)  # every face; face.status is "ok" or "low_quality" (then face.reasons says why)
+        if not face.ok:
+            print(face.status, face.reasons, face.message)
 """
 
+from agegender.face_filter import QualityFilter
 from agegender.faces.align import (
     BLUR_THRESHOLD,
     BOX_FRAMES,
-    MIN_FACE_SIZE,
     UTKFACE_SIZE,
     UTKFACE_TEMPLATE,
     FaceCrop,
@@ -36,18 +35,31 @@ from agegender.faces.detectors import (
     create_detector,
     register_detector,
 )
+from agegender.faces.flags import (
+    LOW_SCORE_THRESHOLDS,
+    MIN_FACE_SIZE,
+    REASONS,
+    YAW_THRESHOLD,
+    FaceFlags,
+    yaw_ratio,
+)
 
 __all__ = [
     "BLUR_THRESHOLD",
     "BOX_FRAMES",
+    "LOW_SCORE_THRESHOLDS",
     "MIN_FACE_SIZE",
+    "REASONS",
     "UTKFACE_SIZE",
     "UTKFACE_TEMPLATE",
+    "YAW_THRESHOLD",
     "Detection",
     "FaceCrop",
+    "FaceFlags",
     "FaceDetector",
     "HaarDetector",
     "MTCNNDetector",
+    "QualityFilter",
     "YuNetDetector",
     "align_face",
     "alignment_matrix",
@@ -59,4 +71,5 @@ __all__ = [
     "face_quality",
     "register_detector",
     "template_landmarks",
+    "yaw_ratio",
 ]

@@ -1,4 +1,4 @@
-"""Turn detections into UTKFace-style chips: same framing, eyes level, with a quality verdict per face.
+"""Turn detections into UTKFace-style chips: same framing, eyes level, with quality flags per face.
 
 Models are trained on UTKFace "aligned & cropped" 200x200 chips; a photo crop framed differently (more
 background, tilted head) is out of distribution and costs accuracy. So every face is warped with a
@@ -15,12 +15,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from agegender.face_filter import QualityFilter
 from agegender.faces.detectors import Detection, FaceDetector, as_rgb_uint8, create_detector
+from agegender.faces.flags import MIN_FACE_SIZE, FaceFlags, assess
 
 __all__ = [
     "BLUR_THRESHOLD",
     "BOX_FRAMES",
-    "MIN_FACE_SIZE",
     "UTKFACE_SIZE",
     "UTKFACE_TEMPLATE",
     "FaceCrop",
@@ -66,25 +67,36 @@ BOX_FRAMES: dict[str, tuple[float, float, float]] = {
 #: For scale: Gaussian blur with sigma 2 px takes the median chip from 47 to 8.
 BLUR_THRESHOLD = 11.8
 
-#: Faces whose box is shorter than this (pixels) are reported "too_small": a 200 px chip would be mostly
-#: interpolation, and age cues (wrinkles, skin texture) are gone.
-MIN_FACE_SIZE = 40.0
-
 
 @dataclass
 class FaceCrop:
-    """One face ready for a model: the chip, where it came from, and whether it is usable."""
+    """One face ready for a model: the chip, where it came from, and how far to trust an estimate from it."""
 
     crop: np.ndarray
     detection: Detection
-    status: str  # "ok", "too_small" or "blurry"
+    status: str  # "ok", "low_quality" (estimate it, flagged) or "skipped" (dropped by the user's QualityFilter)
     message: str = ""
-    quality: dict[str, Any] = field(default_factory=dict, repr=False)
+    measures: dict[str, Any] = field(default_factory=dict, repr=False)  # face_quality() of the chip
     matrix: np.ndarray | None = field(default=None, repr=False)  # 2x3, photo pixels -> chip pixels
+    flags: FaceFlags = field(default_factory=FaceFlags)
 
     @property
     def ok(self) -> bool:
+        """Nothing flagged."""
         return self.status == "ok"
+
+    @property
+    def estimate(self) -> bool:
+        """Whether this face should be estimated: everything the user's filter did not skip."""
+        return self.status != "skipped"
+
+    @property
+    def reasons(self) -> list[str]:
+        return list(self.flags.reasons)
+
+    @property
+    def quality(self) -> float:
+        return self.flags.quality
 
 
 # ------------------------------------------------------------------------------------------- geometry
@@ -239,39 +251,33 @@ def _chip_matrix(detection: Detection, size: int, detector_name: str) -> np.ndar
     return box_matrix(detection.box, size, frame)
 
 
-def _status(detection: Detection, quality: dict[str, Any], min_face_size: float) -> tuple[str, str]:
-    if detection.size < min_face_size:
-        return "too_small", (
-            f"face is {detection.width:.0f}x{detection.height:.0f} px, below {min_face_size:.0f} px: "
-            "too small for a reliable estimate"
-        )
-    if quality["blurry"]:
-        return "blurry", f"face is too blurry (sharpness {quality['blur']:.1f} < {quality['blur_threshold']:.1f})"
-    return "ok", ""
-
-
 def extract_faces(
     image_rgb: np.ndarray,
     detector: FaceDetector | str = "auto",
     size: int = UTKFACE_SIZE,
     min_face_size: float = MIN_FACE_SIZE,
     blur_threshold: float = BLUR_THRESHOLD,
+    quality_filter: QualityFilter | None = None,
 ) -> list[FaceCrop]:
     """Every detected face as a UTKFace-style chip, best detection first.
 
-    Unusable faces are kept with status "too_small" or "blurry" and a message, so callers can tell
-    the user why a face got no estimate instead of silently dropping it. Faces below the detector's own
-    ``min_face_size`` (20 px by default) are not found at all. Pass a detector instance when calling
-    repeatedly: a name builds a new detector each time.
+    Faces that are small, blurry, weakly detected or turned get status "low_quality" with their reasons
+    (see ``flags.py``); ``min_face_size`` and ``blur_threshold`` set what counts as small and blurry. Faces
+    that ``quality_filter`` drops are kept with status "skipped" and a message, never silently removed.
+    Faces below the detector's own ``min_face_size`` (20 px by default) are not found at all. Pass a
+    detector instance when calling repeatedly: a name builds a new detector each time.
     """
     if isinstance(detector, str):
         detector = create_detector(detector)
     image = as_rgb_uint8(image_rgb)
+    name = getattr(detector, "name", "")
     faces = []
     for det in detector.detect(image):
-        matrix = _chip_matrix(det, size, getattr(detector, "name", ""))
+        matrix = _chip_matrix(det, size, name)
         crop = warp_to_chip(image, matrix, size)
-        quality = face_quality(crop, blur_threshold)
-        status, message = _status(det, quality, min_face_size)
-        faces.append(FaceCrop(crop, det, status, message, quality, matrix))
+        measures = face_quality(crop, blur_threshold)
+        flags = assess(det, measures, name, min_face_size)
+        skip = quality_filter.skip_message(det, flags) if quality_filter is not None else None
+        status = "skipped" if skip else "low_quality" if flags.reasons else "ok"
+        faces.append(FaceCrop(crop, det, status, skip or flags.message, measures, matrix, flags))
     return faces

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from agegender.data.images import IMAGE_EXTENSIONS, ImageError, load_image
 from agegender.data.readers import _id_resolver, read_table
 from agegender.data.records import DataError
+from agegender.faces.select import main_face_index
 from agegender.inference.predictor import FaceResult, Predictor
 
 FALLBACK_AGE = 30.0  # used only where a row must be written but no estimate was possible (reported)
@@ -36,7 +37,9 @@ class Item:
 class FileResult:
     path: str
     id: str | None
-    status: str  # ok | no_face | error
+    #: ok: some face has an estimate (in ``single`` mode possibly the whole image); skipped: faces were found
+    #: but the user's min_face / min_quality dropped them all; no_face: none found; error: unreadable
+    status: str
     message: str = ""
     faces: list[FaceResult] = field(default_factory=list)
 
@@ -103,6 +106,22 @@ def _load(item: Item) -> tuple[Item, np.ndarray | None, str]:
         return item, None, str(e)
 
 
+def _main_face(faces: list[FaceResult], shape: tuple[int, ...]) -> FaceResult:
+    """The face a one-row-per-file output reports: the main one among the estimated faces, else among all."""
+    pool = [f for f in faces if f.age is not None] or faces
+    if len(pool) == 1 or any(f.box is None for f in pool):
+        return pool[0]
+    return pool[main_face_index([f.box for f in pool], shape)]
+
+
+def _file_result(item: Item, faces: list[FaceResult]) -> FileResult:
+    if any(f.age is not None for f in faces):
+        return FileResult(str(item.path), item.id, "ok", "", faces)
+    if faces:
+        return FileResult(str(item.path), item.id, "skipped", "; ".join(f.message for f in faces), faces)
+    return FileResult(str(item.path), item.id, "no_face", "no face found", faces)
+
+
 def run_predictions(
     predictor: Predictor,
     items: list[Item],
@@ -111,8 +130,12 @@ def run_predictions(
     chunk: int = 32,
     progress: bool = True,
 ) -> Iterator[FileResult]:
-    """Yield one :class:`FileResult` per item, in order. ``single``: exactly one face per file (the best
-    detection, else the whole image), for outputs that need one row per input."""
+    """Yield one :class:`FileResult` per item, in order.
+
+    ``single``: exactly one face per file, for outputs that need one row per input: the main face (largest
+    and most central, :func:`main_face_index`) among the estimated ones, flagged or not; the whole image
+    only when no face was detected at all.
+    """
     with (
         ThreadPoolExecutor(max_workers=2) as pool,
         tqdm(total=len(items), desc="images", disable=not progress, unit="img") as bar,
@@ -127,18 +150,12 @@ def run_predictions(
                     yield FileResult(str(it.path), it.id, "error", err)
                     continue
                 faces = next(faces_iter)
-                if single:
-                    ok = [f for f in faces if f.status == "ok"]
-                    if ok:
-                        faces = [max(ok, key=lambda f: (f.box[2] - f.box[0]) if f.box else 0)]
-                    else:
-                        faces = predictor.predict(img, detect=False)
-                        faces[0].message = "no usable face detected: the whole image was used"
-                if not any(f.status == "ok" for f in faces):
-                    msg = "no face found" if not faces else "; ".join(f.message for f in faces)
-                    yield FileResult(str(it.path), it.id, "no_face", msg, faces)
-                else:
-                    yield FileResult(str(it.path), it.id, "ok", "", faces)
+                if single and faces:
+                    faces = [_main_face(faces, img.shape)]
+                elif single:
+                    faces = predictor.predict(img, detect=False)
+                    faces[0].message = "no face detected: the whole image was used"
+                yield _file_result(it, faces)
             bar.update(len(loaded))
 
 
@@ -165,10 +182,15 @@ def write_result(path: str | Path, result: dict, markdown: str) -> None:
     atomic_write_text(path.with_suffix(".md"), markdown.rstrip("\n") + "\n")
 
 
-FACE_COLUMNS = ["age", "age_low", "age_high", "gender", "gender_probability", "status", "box"]
+FACE_COLUMNS = ["age", "age_low", "age_high", "gender", "gender_probability", "status", "quality", "reasons", "box"]
+
+
+def _cell(value: object) -> object:
+    return "" if value is None else value
 
 
 def to_csv(results: list[FileResult]) -> str:
+    """One row per face (one per file without faces); ``reasons`` joined by ';'."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["path", "id", "file_status", "face", *FACE_COLUMNS, "message"])
@@ -177,21 +199,9 @@ def to_csv(results: list[FileResult]) -> str:
             w.writerow([r.path, r.id or "", r.status, "", *[""] * len(FACE_COLUMNS), r.message])
         for i, f in enumerate(r.faces):
             box = " ".join(f"{v:g}" for v in f.box) if f.box else ""
+            values = [f.age, f.age_low, f.age_high, f.gender, f.gender_probability, f.status, f.quality]
             w.writerow(
-                [
-                    r.path,
-                    r.id or "",
-                    r.status,
-                    i,
-                    f.age,
-                    f.age_low,
-                    f.age_high,
-                    f.gender,
-                    f.gender_probability,
-                    f.status,
-                    box,
-                    f.message or r.message,
-                ]
+                [r.path, r.id or "", r.status, i, *map(_cell, values), ";".join(f.reasons), box, f.message or r.message]
             )
     return buf.getvalue()
 
@@ -214,6 +224,14 @@ def to_submission(results: list[FileResult]) -> str:
     return buf.getvalue()
 
 
+def _table_status(face: FaceResult) -> str:
+    if face.status == "low_quality":
+        return f"low quality: {', '.join(face.reasons)}"
+    if face.status == "skipped":
+        return face.message or "skipped"
+    return face.status
+
+
 def to_table(results: list[FileResult]) -> str:
     lines = [f"{'file':<40} {'face':>4} {'age':>6} {'80% interval':>13} {'gender':>7} {'p':>6}  status"]
     for r in results:
@@ -222,17 +240,20 @@ def to_table(results: list[FileResult]) -> str:
             lines.append(f"{name:<40} {'-':>4} {'':>6} {'':>13} {'':>7} {'':>6}  {r.status}: {r.message}")
         for i, f in enumerate(r.faces):
             if f.age is None:
-                lines.append(f"{name:<40} {i:>4} {'':>6} {'':>13} {'':>7} {'':>6}  {f.status}: {f.message}")
+                lines.append(f"{name:<40} {i:>4} {'':>6} {'':>13} {'':>7} {'':>6}  {_table_status(f)}")
                 continue
             iv = f"{f.age_low:.0f}-{f.age_high:.0f}" if f.age_low is not None else "-"
-            lines.append(f"{name:<40} {i:>4} {f.age:>6.1f} {iv:>13} {f.gender:>7} {f.gender_probability:>6.2f}  ok")
+            p = f.gender_probability
+            lines.append(f"{name:<40} {i:>4} {f.age:>6.1f} {iv:>13} {f.gender:>7} {p:>6.2f}  {_table_status(f)}")
     return "\n".join(lines)
 
 
 def summarize(results: list[FileResult]) -> str:
-    c = Counter(r.status for r in results)
-    faces = sum(1 for r in results for f in r.faces if f.status == "ok")
+    """Files by status and faces by status, for the line printed after a run."""
+    files = Counter(r.status for r in results)
+    faces = Counter(f.status for r in results for f in r.faces)
     return (
-        f"{len(results)} files: {c.get('ok', 0)} ok, {c.get('no_face', 0)} without a usable face, "
-        f"{c.get('error', 0)} unreadable; {faces} faces estimated"
+        f"{len(results)} files: {files.get('ok', 0)} with an estimate, {files.get('no_face', 0)} without a face, "
+        f"{files.get('skipped', 0)} with every face skipped, {files.get('error', 0)} unreadable; "
+        f"faces: {faces.get('ok', 0)} ok, {faces.get('low_quality', 0)} low quality, {faces.get('skipped', 0)} skipped"
     )

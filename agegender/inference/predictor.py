@@ -5,27 +5,31 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 from agegender.data.images import load_image
+from agegender.face_filter import QualityFilter
+from agegender.inference.calibration import INTERVAL_LEVEL, central_z, interval_scale
 from agegender.inference.engine import TorchEngine, load_net, predict_crops
 from agegender.models.folder import DEFAULT_MODEL_DIR
 
-#: Age intervals are central 80% intervals of the predicted age distribution (normal approximation).
-INTERVAL_LEVEL = 0.8
-_Z = NormalDist().inv_cdf(0.5 + INTERVAL_LEVEL / 2)
+__all__ = ["INTERVAL_LEVEL", "FaceResult", "Predictor"]
 
 
 @dataclass
 class FaceResult:
-    """One face: where it is, whether it was usable, and the estimates (JSON-serialisable via to_dict)."""
+    """One face: where it is, how far to trust it, and the estimates (JSON-serialisable via to_dict).
 
-    status: str  # ok | too_small | blurry
+    ``status``: ``ok``; ``low_quality`` (estimated, but ``reasons`` say why it is less reliable, and its
+    interval is widened by the model's calibration); ``skipped`` (dropped by the user's ``min_face`` /
+    ``min_quality``: no estimate). ``age_std`` is the spread behind the interval, i.e. after widening.
+    """
+
+    status: str  # ok | low_quality | skipped
     age: float | None = None
     age_low: float | None = None
     age_high: float | None = None
@@ -37,30 +41,38 @@ class FaceResult:
     score: float | None = None
     landmarks: list[list[float]] | None = None
     message: str = ""
+    reasons: list[str] = field(default_factory=list)  # small | blurry | low_score | turned
+    quality: float | None = None  # 0-1, 1 = nothing flagged; None when no detector looked (detect=False)
+    interval_scale: float | None = None  # widening applied to the model's spread (1.0: none)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @property
     def label(self) -> str:
+        """``"F, 34 ± 4"``; a flagged face ends with "?", a face without an estimate shows its status."""
         if self.age is None:
             return self.status.replace("_", " ")
         spread = f" ± {round(self.age_std)}" if self.age_std is not None else ""
-        return f"{'F' if self.gender == 'female' else 'M'}, {round(self.age)}{spread}"
+        doubt = "?" if self.status == "low_quality" else ""
+        return f"{'F' if self.gender == 'female' else 'M'}, {round(self.age)}{spread}{doubt}"
 
 
-def _result(age: float, std: float, pf: float, **where: Any) -> FaceResult:
+def _result(age: float, std: float, pf: float, scale: float = 1.0, **where: Any) -> FaceResult:
     has_std = not math.isnan(std)
+    spread = float(std) * scale
+    z = central_z(INTERVAL_LEVEL)
     female = pf >= 0.5
+    where.setdefault("status", "low_quality" if where.get("reasons") else "ok")
     return FaceResult(
-        status="ok",
         age=round(float(age), 2),
-        age_std=round(float(std), 2) if has_std else None,
-        age_low=round(max(0.0, float(age - _Z * std)), 2) if has_std else None,
-        age_high=round(float(age + _Z * std), 2) if has_std else None,
+        age_std=round(spread, 2) if has_std else None,
+        age_low=round(max(0.0, float(age - z * spread)), 2) if has_std else None,
+        age_high=round(float(age + z * spread), 2) if has_std else None,
         gender="female" if female else "male",
         gender_probability=round(float(pf if female else 1 - pf), 4),
         p_female=round(float(pf), 4),
+        interval_scale=round(scale, 4),
         **where,
     )
 
@@ -81,7 +93,11 @@ class Predictor:
         tta: bool = False,
         min_face_size: float | None = None,
         blur_threshold: float | None = None,
+        min_face: float = 0.0,
+        min_quality: float = 0.0,
     ) -> None:
+        """``min_face_size`` / ``blur_threshold`` change what is flagged small / blurry; ``min_face`` (px) and
+        ``min_quality`` (0-1) skip faces (see :class:`agegender.faces.QualityFilter`); defaults keep all."""
         self.engine = engine
         self.config = config or {}
         self._detector_spec = detector
@@ -89,6 +105,7 @@ class Predictor:
         self.tta = tta
         self.min_face_size = min_face_size
         self.blur_threshold = blur_threshold
+        self.quality_filter = QualityFilter(min_face, min_quality)
 
     @classmethod
     def load(
@@ -100,7 +117,10 @@ class Predictor:
         threads: int | None = None,
         **kwargs: Any,
     ) -> Predictor:
-        """Load a model folder (default: the shipped model). ``backend``: auto | torch | onnx."""
+        """Load a model folder (default: the shipped model). ``backend``: auto | torch | onnx.
+
+        Other keyword arguments go to the constructor (``min_face``, ``min_quality``, ...).
+        """
         folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
         net, config = load_net(path)
         engine: Any
@@ -130,48 +150,60 @@ class Predictor:
             self._detector = create_detector(spec) if isinstance(spec, str) else spec
         return self._detector
 
-    def _faces(self, image: np.ndarray) -> list:
+    def _faces(self, image: np.ndarray, quality_filter: QualityFilter) -> list:
         from agegender.faces import extract_faces
 
-        kw = {}
+        kw: dict[str, Any] = {"quality_filter": quality_filter}
         if self.min_face_size is not None:
             kw["min_face_size"] = self.min_face_size
         if self.blur_threshold is not None:
             kw["blur_threshold"] = self.blur_threshold
         return extract_faces(image, self.detector, **kw)
 
-    def predict(self, image: Any, detect: bool = True) -> list[FaceResult]:
-        """Faces in one image (path, bytes, PIL image or RGB array); ``detect=False``: image is a face crop."""
-        return self.predict_batch([image], detect=detect)[0]
+    def predict(self, image: Any, detect: bool = True, quality_filter: QualityFilter | None = None) -> list[FaceResult]:
+        """Faces in one image (path, bytes, PIL image or RGB array); ``detect=False``: image is a face crop.
 
-    def predict_batch(self, images: Sequence[Any], detect: bool = True, batch_size: int = 64) -> list[list[FaceResult]]:
+        ``quality_filter`` overrides the predictor's ``min_face`` / ``min_quality`` for this call.
+        """
+        return self.predict_batch([image], detect=detect, quality_filter=quality_filter)[0]
+
+    def predict_batch(
+        self,
+        images: Sequence[Any],
+        detect: bool = True,
+        batch_size: int = 64,
+        quality_filter: QualityFilter | None = None,
+    ) -> list[list[FaceResult]]:
         """Like :meth:`predict` for many images; face crops from all images share batches."""
+        rule = quality_filter or self.quality_filter
         crops: list[np.ndarray] = []
-        owners: list[tuple[int, dict]] = []
+        owners: list[dict[str, Any]] = []
         results: list[list[FaceResult | None]] = []
-        for i, image in enumerate(images):
+        for image in images:
             arr = load_image(image)
-            if not detect:
+            if not detect:  # the whole image is the face: nothing was measured, so nothing is flagged
                 crops.append(arr)
-                owners.append((i, {}))
+                owners.append({"scale": interval_scale(self.config)})
                 results.append([None])
                 continue
-            faces = self._faces(arr)
             slots: list[FaceResult | None] = []
-            for face in faces:
+            for face in self._faces(arr, rule):
                 det = face.detection
                 where = {
                     "box": [round(float(v), 1) for v in det.box],
                     "score": round(float(det.score), 4),
                     "landmarks": None if det.landmarks is None else np.round(det.landmarks.astype(float), 1).tolist(),
+                    "reasons": face.reasons,
+                    "quality": face.quality,
+                    "message": face.message,
                 }
-                if face.ok:
+                if face.estimate:
                     crops.append(face.crop)
-                    owners.append((i, where))
+                    owners.append({"scale": interval_scale(self.config, face.reasons), **where})
                     slots.append(None)
                 else:
-                    slots.append(FaceResult(status=face.status, message=face.message, **where))
+                    slots.append(FaceResult(status=face.status, **where))
             results.append(slots)
         age, std, pf = predict_crops(self.engine, crops, batch_size, self.tta)
-        filled = iter(_result(a, s, p, **where) for (_, where), a, s, p in zip(owners, age, std, pf, strict=True))
+        filled = iter(_result(a, s, p, **where) for where, a, s, p in zip(owners, age, std, pf, strict=True))
         return [[slot if slot is not None else next(filled) for slot in slots] for slots in results]

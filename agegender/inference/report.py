@@ -14,12 +14,13 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
+
+from agegender.inference import calibration
 
 COVERAGE_LEVELS: tuple[float, ...] = (0.50, 0.68, 0.80, 0.90, 0.95)
 ECE_BINS = 10
@@ -107,19 +108,13 @@ def interval_coverage(
 
     A calibrated uncertainty covers the true age at the nominal rate; below it means over-confident
     (intervals too narrow). Rows without a finite std are ignored; ``{}`` when there are none
-    (regression age heads predict no spread).
+    (regression age heads predict no spread). Per level this is :func:`calibration.interval_coverage`.
     """
-    at, ap = np.asarray(age_true, float), np.asarray(age_pred, float)
+    err = np.abs(np.asarray(age_true, float) - np.asarray(age_pred, float))
     sd = np.asarray(age_std, float)
-    ok = np.isfinite(sd) & np.isfinite(at) & np.isfinite(ap) & (sd >= 0)
-    if not ok.any():
+    if not (np.isfinite(err) & np.isfinite(sd) & (sd >= 0)).any():
         return {}
-    err = np.abs(at[ok] - ap[ok])
-    out = {}
-    for level in levels:
-        z = NormalDist().inv_cdf(0.5 + float(level) / 2.0)
-        out[float(level)] = float(np.mean(err <= z * sd[ok]))
-    return out
+    return {float(level): calibration.interval_coverage(err, sd, 1.0, float(level)) for level in levels}
 
 
 def _coverage_details(preds: dict, levels: Sequence[float] = COVERAGE_LEVELS) -> dict:
@@ -131,7 +126,7 @@ def _coverage_details(preds: dict, levels: Sequence[float] = COVERAGE_LEVELS) ->
         return {"available": False, "note": "age_std is NaN everywhere (regression age head): no interval to check"}
     rows = []
     for level, observed in cov.items():
-        z = NormalDist().inv_cdf(0.5 + level / 2.0)
+        z = calibration.central_z(level)
         rows.append({"nominal": level, "observed": observed, "z": z, "mean_half_width": float(z * np.mean(sd[finite]))})
     return {"available": True, "n": int(finite.sum()), "mean_std": float(np.mean(sd[finite])), "levels": rows}
 

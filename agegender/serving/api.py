@@ -14,7 +14,9 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from agegender.face_filter import FILTER_HELP, QualityFilter
 from agegender.serving.limits import (
+    InvalidOption,
     MissingFile,
     NotAnImage,
     ServingError,
@@ -61,8 +63,9 @@ def _accepted(content_type: str | None) -> bool:
     return not ct or ct.startswith(ACCEPTED_FILE_TYPES)
 
 
-async def extract_image(request: Request, max_upload_bytes: int) -> tuple[bytes, str]:
-    """The uploaded image bytes and a name for messages, from multipart field ``file`` or a raw image body."""
+async def extract_image(request: Request, max_upload_bytes: int) -> tuple[bytes, str, dict[str, str]]:
+    """The uploaded image bytes, a name for messages and the text form fields, from multipart field ``file``
+    (plus fields) or a raw image body (no fields)."""
     content_type = request.headers.get("content-type", "").lower()
     cap = max_upload_bytes + MULTIPART_OVERHEAD
     if content_type.startswith("multipart/form-data"):
@@ -87,11 +90,12 @@ async def extract_image(request: Request, max_upload_bytes: int) -> tuple[bytes,
                 )
             data = await upload.read()
             name = upload.filename or "upload"
+            fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
         finally:
             await form.close()
-        return data, name
+        return data, name, fields
     if content_type.startswith(ACCEPTED_FILE_TYPES):  # raw body: curl -H 'Content-Type: image/jpeg' --data-binary @x
-        return await _read_capped(request, max_upload_bytes), "upload"
+        return await _read_capped(request, max_upload_bytes), "upload", {}
     if not content_type:
         raise MissingFile("Send the image as multipart form field 'file', e.g. curl -F file=@photo.jpg URL.")
     raise UnsupportedType(
@@ -100,16 +104,29 @@ async def extract_image(request: Request, max_upload_bytes: int) -> tuple[bytes,
     )
 
 
+def quality_filter(query: dict[str, str], fields: dict[str, str]) -> QualityFilter:
+    """``min_face`` / ``min_quality`` from the query string or form fields (a form field wins); 422 if invalid."""
+    try:
+        return QualityFilter.from_values({**query, **fields})
+    except ValueError as e:
+        raise InvalidOption(f"{e}. Options: " + "; ".join(f"{k}: {v}" for k, v in FILTER_HELP.items())) from None
+
+
 def build_router(service: Service) -> APIRouter:
     """The versioned API routes; mount them before the UI, which is served at ``/``."""
     router = APIRouter(prefix="/api/v1", tags=["api"])
 
     @router.post("/predict", summary="Estimate age and gender of every face in an image")
     async def predict(request: Request) -> Any:
-        """Multipart field ``file`` (or a raw image body) -> faces, count, image size and model."""
+        """Multipart field ``file`` (or a raw image body) -> faces, count, image size and model.
+
+        Optional form or query fields ``min_face`` (px) and ``min_quality`` (0-1) mark faces below them
+        ``skipped`` (no estimate); by default every face is estimated.
+        """
         try:
-            data, name = await extract_image(request, service.limits.max_upload_bytes)
-            result = await service.predict_bytes(data, name)
+            data, name, fields = await extract_image(request, service.limits.max_upload_bytes)
+            options = quality_filter(dict(request.query_params), fields)
+            result = await service.predict_bytes(data, name, options=options)
         except ServingError as err:
             return error_response(err)
         return {

@@ -18,7 +18,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent / "examples"
 #: file name -> what it shows (the caption users see is the file name, so keep it telling)
 EXAMPLES = {
     "astronaut.jpg": "one face (Eileen Collins, NASA portrait; public domain, via scikit-image)",
-    "astronaut_sizes.jpg": "the astronaut at four sizes: two faces estimated, two too small (grey)",
+    "astronaut_sizes.jpg": "the astronaut at four sizes: all estimated, the two smallest flagged low quality",
     "cameraman.jpg": "grayscale photo, one face (via scikit-image)",
     "cat.jpg": "no human face: shows the 'no face found' message (Chelsea the cat, via scikit-image)",
 }

@@ -79,6 +79,10 @@ class MissingFile(ServingError):
     status, code, title = 422, "missing_file", "No image"
 
 
+class InvalidOption(ServingError):
+    status, code, title = 422, "invalid_option", "Invalid option"
+
+
 class TooLarge(ServingError):
     status, code, title = 413, "too_large", "Image too large"
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from agegender import __version__
 from agegender.data.images import ImageError, decode_image
+from agegender.face_filter import QualityFilter
 from agegender.inference.predictor import FaceResult, Predictor
 from agegender.serving.drawing import summary_message
 from agegender.serving.limits import InferencePool, NotAnImage, ServeLimits, check_pixels, check_upload_size
@@ -65,6 +66,7 @@ def model_info(predictor: Predictor, model_path: str | Path | None = None) -> di
     for key in ("metrics", "evaluation"):
         if isinstance(cfg.get(key), dict):
             info[key] = cfg[key]
+    info["calibrated"] = bool((cfg.get("calibration") or {}).get("interval_scale"))
     return info
 
 
@@ -90,7 +92,12 @@ def model_description(info: dict[str, Any]) -> str:
             lines.append(f"Test metrics: {shown}.")
     lines.append(
         "Ages are shown as *estimate ± spread*; the table gives the 80% interval. Faces are first "
-        "detected and aligned; faces that are too small or blurry are drawn in grey and not estimated."
+        "detected and aligned, and every face is estimated. Faces that are small, blurry, uncertainly "
+        "detected or turned away are marked *low quality* (amber dashed box, label ending in “?”, the "
+        "reason in the table): their estimate is less reliable"
+        + (", and their interval is widened by the model's calibration." if info.get("calibrated") else ".")
+        + " Set a minimum face size or quality under *Options* to skip such faces (drawn in grey, "
+        "not estimated)."
     )
     return "\n\n".join(lines)
 
@@ -129,22 +136,27 @@ class Service:
         self.predictor.predict(np.full((64, 64, 3), 127, np.uint8))
         self.predictor.predict(np.full((64, 64, 3), 127, np.uint8), detect=False)
 
-    def _predict_sync(self, data: bytes, name: str, keep_image: bool) -> Prediction:
+    def _predict_sync(self, data: bytes, name: str, keep_image: bool, options: QualityFilter | None) -> Prediction:
         start = time.perf_counter()
         check_pixels(data, self.limits)
         try:
             image = decode_image(data, name)
         except ImageError as e:
             raise NotAnImage(str(e)) from None
-        faces = self.predictor.predict(image)
+        faces = self.predictor.predict(image, quality_filter=options)
         return Prediction(
             faces, int(image.shape[1]), int(image.shape[0]), time.perf_counter() - start, image if keep_image else None
         )
 
-    async def predict_bytes(self, data: bytes, name: str = "upload", keep_image: bool = False) -> Prediction:
-        """Validate, decode and predict off the event loop; raises :class:`ServingError` subclasses."""
+    async def predict_bytes(
+        self, data: bytes, name: str = "upload", keep_image: bool = False, options: QualityFilter | None = None
+    ) -> Prediction:
+        """Validate, decode and predict off the event loop; raises :class:`ServingError` subclasses.
+
+        ``options``: this request's ``min_face`` / ``min_quality`` (default: the predictor's, which keep all).
+        """
         check_upload_size(len(data), self.limits)
-        return await self.pool.run(self._predict_sync, data, name, keep_image)
+        return await self.pool.run(self._predict_sync, data, name, keep_image, options)
 
     def health(self) -> dict[str, Any]:
         return {

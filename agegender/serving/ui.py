@@ -16,6 +16,7 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
+from agegender.face_filter import FILTER_HELP, QualityFilter
 from agegender.serving.drawing import TABLE_HEADERS, annotate, table_rows
 from agegender.serving.examples import example_paths
 from agegender.serving.limits import NotAnImage, ServingError, check_upload_size
@@ -68,20 +69,27 @@ def _cleared() -> tuple[None, pd.DataFrame, str, None]:
 def build_demo(service: Service) -> gr.Blocks:
     """The Blocks UI for ``service``; call ``.queue(...)`` (done by :func:`agegender.serving.app.create_app`)."""
 
-    async def predict(photo: dict[str, Any] | None) -> tuple[Image.Image | None, pd.DataFrame, str, dict[str, Any]]:
+    async def predict(
+        photo: dict[str, Any] | None, min_face: float | None = 0.0, min_quality: float | None = 0.0
+    ) -> tuple[Image.Image | None, pd.DataFrame, str, dict[str, Any]]:
         """Estimate age and gender of each face in the photo; returns drawing, table, message and JSON.
 
         Runs with ``preprocess=False``: the handler gets Gradio's file payload (already checked and moved
         into Gradio's upload cache) and does the size, pixel and decode checks itself, so a bad file gets
-        the same clear message as in the JSON API instead of a PIL traceback.
+        the same clear message as in the JSON API instead of a PIL traceback. ``min_face`` / ``min_quality``
+        skip faces below them, as in the API.
         """
         if not photo:
             return None, _empty_table(), "Upload a photo, paste one or take one with the webcam.", {}
         try:
+            options = QualityFilter.from_values({"min_face": min_face, "min_quality": min_quality})
+        except ValueError as e:
+            raise gr.Error(str(e), title="Invalid option", duration=20, print_exception=False) from None
+        try:
             source, name, size = _payload_source(photo)
             check_upload_size(size, service.limits)
             data = source if isinstance(source, bytes) else await asyncio.to_thread(source.read_bytes)
-            result = await service.predict_bytes(data, name, keep_image=True)
+            result = await service.predict_bytes(data, name, keep_image=True, options=options)
         except OSError:
             raise gr.Error(
                 "The uploaded file could not be read; upload it again.",
@@ -105,7 +113,8 @@ def build_demo(service: Service) -> gr.Blocks:
     with gr.Blocks(title=f"{TITLE} · agegender", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             f"# {TITLE}\nUpload a photo: every face is found, boxed and labelled with an age estimate "
-            "(± its spread) and a gender. Pink: female, blue: male, grey: not estimated."
+            "(± its spread) and a gender. Pink: female, blue: male, amber dashed with “?”: low quality "
+            "(less reliable), grey: skipped."
         )
         with gr.Row():
             with gr.Column(scale=1):
@@ -118,6 +127,13 @@ def build_demo(service: Service) -> gr.Blocks:
                     height=420,
                 )
                 run = gr.Button("Estimate age & gender", variant="primary", elem_id="run")
+                with gr.Accordion("Options", open=False):
+                    min_face = gr.Number(
+                        value=0, minimum=0, precision=0, label="Minimum face size (px)", info=FILTER_HELP["min_face"]
+                    )
+                    min_quality = gr.Slider(
+                        0, 1, value=0, step=0.05, label="Minimum quality", info=FILTER_HELP["min_quality"]
+                    )
                 examples_box = gr.Column()  # filled below, once the outputs exist
             with gr.Column(scale=1):
                 result = gr.Image(
@@ -157,19 +173,31 @@ def build_demo(service: Service) -> gr.Blocks:
             queue=False,
             api_visibility="private",
             show_progress="hidden",
-        ).then(predict, inputs=[photo], outputs=outputs, api_name="predict", show_progress="full", preprocess=False)
+        ).then(
+            predict,
+            inputs=[photo, min_face, min_quality],
+            outputs=outputs,
+            api_name="predict",
+            show_progress="full",
+            preprocess=False,
+        )
         paths = example_paths()
         if paths:
             with examples_box:
-                gr.Examples(
+                examples = gr.Examples(
                     examples=[[str(p)] for p in paths],
                     inputs=[photo],
                     outputs=outputs,
-                    fn=predict,
-                    run_on_click=True,
                     cache_examples=False,
-                    preprocess=False,
                     label="Examples (click one)",
                     examples_per_page=8,
                 )
+            # Run on click with the options as set (Examples' own run_on_click would pass the photo only).
+            examples.load_input_event.then(
+                predict,
+                inputs=[photo, min_face, min_quality],
+                outputs=outputs,
+                api_visibility="undocumented",
+                preprocess=False,
+            )
     return demo

@@ -57,7 +57,10 @@ def test_predict_folder_json(model_dir: Path, photos: Path, tmp_path: Path, caps
     )
     assert code == 0, err
     assert f"wrote {out_file}" in out
-    assert err.strip().splitlines()[-1] == "2 files: 2 ok, 0 without a usable face, 0 unreadable; 2 faces estimated"
+    assert err.strip().splitlines()[-1] == (
+        "2 files: 2 with an estimate, 0 without a face, 0 with every face skipped, 0 unreadable; "
+        "faces: 2 ok, 0 low quality, 0 skipped"
+    )
     data = json.loads(out_file.read_text())
     assert [Path(r["path"]).name for r in data] == ["astronaut.png", "mirrored.png"]
     for r in data:
@@ -90,7 +93,7 @@ def test_predict_csv_with_bad_file(model_dir: Path, photos: Path, tmp_path: Path
     )
     assert code == 1
     _no_traceback(err)
-    assert err.strip().splitlines()[-1] == "4 files: 1 ok, 1 without a usable face, 2 unreadable; 1 faces estimated"
+    assert err.strip().splitlines()[-1].startswith("4 files: 1 with an estimate, 1 without a face, 0 with every")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [(Path(r["path"]).name, r["file_status"]) for r in rows] == [
         ("astronaut.png", "ok"),
@@ -107,6 +110,50 @@ def test_predict_table_and_no_inputs(model_dir: Path, photos: Path, capsys) -> N
     assert code == 0 and "astronaut.png" in out and "mirrored.png" in out
     code, out, err = _run(["predict", "--model", str(model_dir)], capsys)
     assert code == 2 and err.startswith("error: no input images")
+
+
+@pytest.fixture(scope="module")
+def tiny_face(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The astronaut shrunk so her face is ~30 px wide: found, but below MIN_FACE_SIZE (40 px)."""
+    image = Image.fromarray(astronaut())
+    small = image.resize((image.width // 3, image.height // 3), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (400, 400), (200, 200, 200))
+    canvas.paste(small, (120, 100))
+    path = tmp_path_factory.mktemp("tiny") / "tiny.png"
+    canvas.save(path)
+    return path
+
+
+def test_small_face_is_estimated_and_flagged(model_dir: Path, tiny_face: Path, capsys) -> None:
+    code, out, err = _run(["predict", str(tiny_face), "--model", str(model_dir), "--format", "json", "-q"], capsys)
+    assert code == 0, err
+    face = json.loads(out)[0]["faces"][0]
+    assert face["status"] == "low_quality" and face["reasons"] == ["small"] and face["age"] is not None
+    assert 0 < face["quality"] < 1
+    code, out, err = _run(["predict", str(tiny_face), "--model", str(model_dir), "-q"], capsys)
+    assert code == 0 and "low quality: small" in out
+
+
+def test_min_face_skips_with_no_estimate(model_dir: Path, tiny_face: Path, photos: Path, capsys) -> None:
+    args = ["predict", str(tiny_face), str(photos / "astronaut.png"), "--model", str(model_dir), "-q"]
+    code, out, err = _run([*args, "--format", "csv", "--min-face", "40"], capsys)
+    assert code == 1  # the tiny photo has no estimate left
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["file_status"], r["status"]) for r in rows] == [("skipped", "skipped"), ("ok", "ok")]
+    assert rows[0]["age"] == "" and rows[0]["gender"] == "" and rows[0]["reasons"] == "small"
+    assert "below min_face 40" in rows[0]["message"]
+    assert err.strip().splitlines()[-1].endswith("faces: 1 ok, 0 low quality, 1 skipped")
+    # min_quality 1: only faces with nothing flagged are estimated.
+    code, out, err = _run([*args, "--format", "json", "--min-quality", "1"], capsys)
+    assert [r["faces"][0]["status"] for r in json.loads(out)] == ["skipped", "ok"]
+
+
+@pytest.mark.parametrize("option, value", [("--min-quality", "2"), ("--min-face", "-1"), ("--min-face", "big")])
+def test_invalid_filter_option_is_a_usage_error(model_dir: Path, photos: Path, option: str, value: str, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["predict", str(photos), "--model", str(model_dir), option, value])
+    assert info.value.code == 2
+    assert option.lstrip("-").replace("-", "_") in capsys.readouterr().err
 
 
 def _competition(root: Path, ids: list[str], missing: set[str]) -> None:

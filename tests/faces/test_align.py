@@ -10,9 +10,11 @@ import pytest
 
 from agegender.faces import (
     BLUR_THRESHOLD,
+    MIN_FACE_SIZE,
     UTKFACE_TEMPLATE,
     Detection,
     FaceCrop,
+    QualityFilter,
     align_face,
     alignment_matrix,
     box_matrix,
@@ -212,22 +214,41 @@ def test_extract_faces_blank_image(mtcnn: MTCNNDetector) -> None:
     assert extract_faces(np.full((300, 400), 200, np.uint8), "haar") == []
 
 
-def test_tiny_face_is_reported_too_small(mtcnn: MTCNNDetector, astro: np.ndarray) -> None:
+def _tiny_astronaut(astro: np.ndarray) -> np.ndarray:
     small = cv2.resize(astro, None, fx=30 / 90, fy=30 / 90, interpolation=cv2.INTER_AREA)  # face ~30 px
     canvas = np.full((300, 300, 3), 128, np.uint8)
     canvas[: small.shape[0], : small.shape[1]] = small
-    faces = extract_faces(canvas, mtcnn)
-    assert len(faces) == 1 and faces[0].status == "too_small"
-    assert "too small" in faces[0].message and faces[0].crop.shape == (200, 200, 3)
+    return canvas
 
 
-def test_blurred_face_is_reported_blurry(mtcnn: MTCNNDetector, astro: np.ndarray) -> None:
+def test_tiny_face_is_flagged_small(mtcnn: MTCNNDetector, astro: np.ndarray) -> None:
+    faces = extract_faces(_tiny_astronaut(astro), mtcnn)
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.status == "low_quality" and face.estimate and not face.ok
+    assert "small" in face.reasons and "small face" in face.message
+    assert face.quality == pytest.approx(face.detection.size / MIN_FACE_SIZE, abs=0.002)
+    assert face.crop.shape == (200, 200, 3)
+
+
+def test_min_face_skips_the_tiny_face(mtcnn: MTCNNDetector, astro: np.ndarray) -> None:
+    faces = extract_faces(_tiny_astronaut(astro), mtcnn, quality_filter=QualityFilter(min_face=40))
+    assert len(faces) == 1 and faces[0].status == "skipped" and not faces[0].estimate
+    assert "small" in faces[0].reasons and "min_face 40" in faces[0].message
+    # The big original face passes the same filter.
+    assert [f.status for f in extract_faces(astro, mtcnn, quality_filter=QualityFilter(min_face=40))] == ["ok"]
+
+
+def test_blurred_face_is_flagged_blurry(mtcnn: MTCNNDetector, astro: np.ndarray) -> None:
     faces = extract_faces(cv2.GaussianBlur(astro, (0, 0), 3), mtcnn)
-    assert len(faces) == 1 and faces[0].status == "blurry" and "blurry" in faces[0].message
+    assert len(faces) == 1 and faces[0].status == "low_quality"
+    assert "blurry" in faces[0].reasons and "blurry" in faces[0].message and faces[0].quality < 1
+    skipped = extract_faces(cv2.GaussianBlur(astro, (0, 0), 3), mtcnn, quality_filter=QualityFilter(min_quality=1))
+    assert skipped[0].status == "skipped" and "min_quality" in skipped[0].message
 
 
 def test_extract_faces_with_haar_uses_box_frame(astro: np.ndarray) -> None:
-    faces = [f for f in extract_faces(astro, "haar") if f.ok]
+    faces = [f for f in extract_faces(astro, "haar") if "small" not in f.reasons]
     assert faces
     best = faces[0]
     assert best.detection.landmarks is None
@@ -237,7 +258,9 @@ def test_extract_faces_with_haar_uses_box_frame(astro: np.ndarray) -> None:
 @pytest.mark.shared
 def test_extract_faces_t1_framed_like_utkface(mtcnn: MTCNNDetector, shared_asset) -> None:
     faces = extract_faces(_rgb(shared_asset("data/wild/t1.jpg")), mtcnn)
-    assert len(faces) == 6 and all(f.ok for f in faces), [(f.status, f.message) for f in faces]
+    assert len(faces) == 6 and all(f.estimate for f in faces), [(f.status, f.message) for f in faces]
+    # Large, sharp faces; only the profile (nose 0.49 eye distances off the eye midpoint) is flagged turned.
+    assert [f.reasons for f in faces if not f.ok] == [["turned"]], [(f.status, f.message) for f in faces]
     eye_mid, redetected = UTKFACE_TEMPLATE[:2].mean(0), []
     for face in faces:
         mapped = _apply(face.matrix, face.detection.landmarks)

@@ -9,6 +9,7 @@ import os
 import stat
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -123,7 +124,64 @@ def test_run_predictions_statuses(predictor: Predictor, mixed: dict[str, Path], 
     assert [row["file_status"] for row in parsed] == [r.status for r in results]
     assert [r["status"] for r in json.loads(to_json(results))] == [r.status for r in results]
     assert len(to_table(results).splitlines()) == len(results) + 1
-    assert batch.summarize(results).startswith("7 files: 2 ok, 2 without a usable face, 3 unreadable; 2 faces")
+    assert batch.summarize(results) == (
+        "7 files: 2 with an estimate, 2 without a face, 0 with every face skipped, 3 unreadable; "
+        "faces: 2 ok, 0 low quality, 0 skipped"
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_face(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The astronaut shrunk so her face is ~30 px: below MIN_FACE_SIZE."""
+    small = cv2.resize(astronaut(), None, fx=30 / 90, fy=30 / 90, interpolation=cv2.INTER_AREA)
+    canvas = np.full((400, 400, 3), 200, dtype=np.uint8)
+    canvas[100 : 100 + small.shape[0], 120 : 120 + small.shape[1]] = small
+    return _save(tmp_path_factory.mktemp("tiny") / "tiny_face.png", canvas)
+
+
+def test_low_quality_face_is_estimated_and_reported(predictor: Predictor, tiny_face: Path) -> None:
+    results = list(run_predictions(predictor, [Item(tiny_face)], progress=False))
+    assert [r.status for r in results] == ["ok"]
+    face = results[0].faces[0]
+    assert face.status == "low_quality" and face.reasons == ["small"] and face.age is not None
+    row = next(csv.DictReader(io.StringIO(to_csv(results))))
+    assert row["status"] == "low_quality" and row["reasons"] == "small" and float(row["quality"]) == face.quality
+    assert json.loads(to_json(results))[0]["faces"][0]["reasons"] == ["small"]
+    assert to_table(results).splitlines()[1].endswith("low quality: small")
+    assert batch.summarize(results).endswith("faces: 0 ok, 1 low quality, 0 skipped")
+
+
+def test_skipped_faces_stay_in_the_output(predictor: Predictor, tiny_face: Path, mixed: dict[str, Path]) -> None:
+    strict = Predictor(predictor.engine, predictor.config, predictor.detector, min_face=40)
+    results = list(run_predictions(strict, [Item(tiny_face), Item(mixed["good"])], progress=False))
+    assert [r.status for r in results] == ["skipped", "ok"]
+    face = results[0].faces[0]
+    assert face.status == "skipped" and face.age is None and "min_face 40" in results[0].message
+    rows = list(csv.DictReader(io.StringIO(to_csv(results))))
+    assert rows[0]["status"] == "skipped" and rows[0]["age"] == "" and rows[0]["reasons"] == "small"
+    assert "skipped: face is" in to_table(results).splitlines()[1]
+    summary = batch.summarize(results)
+    assert summary.endswith("1 with every face skipped, 0 unreadable; faces: 1 ok, 0 low quality, 1 skipped")
+    # One row per file: a skipped face is not replaced by the whole image.
+    single = list(run_predictions(strict, [Item(tiny_face)], single=True, progress=False))
+    assert single[0].status == "skipped" and single[0].faces[0].box is not None and single[0].faces[0].age is None
+
+
+def test_single_picks_the_main_face(predictor: Predictor, tmp_path: Path) -> None:
+    """A slightly larger face in the corner (also the best detection) and one in the centre: one-row-per-file
+    outputs report the central one (faces.select.main_face_index), not the widest or the first."""
+    big = astronaut()[40:200, 160:290]  # face ~90 px
+    mid = cv2.resize(big, None, fx=0.85, fy=0.85, interpolation=cv2.INTER_AREA)  # face ~75 px
+    canvas = np.full((500, 800, 3), 200, dtype=np.uint8)
+    h, w = mid.shape[:2]
+    canvas[250 - h // 2 : 250 - h // 2 + h, 400 - w // 2 : 400 - w // 2 + w] = mid
+    canvas[: big.shape[0], : big.shape[1]] = big
+    path = _save(tmp_path / "two.png", canvas)
+    every = list(run_predictions(predictor, [Item(path)], progress=False))[0].faces
+    assert len(every) == 2 and every[0].box[0] < 100, [f.to_dict() for f in every]  # the corner face first
+    chosen = list(run_predictions(predictor, [Item(path)], single=True, progress=False))[0]
+    assert chosen.status == "ok" and len(chosen.faces) == 1
+    assert 300 < chosen.faces[0].box[0] < 400  # the central face
 
 
 def test_run_predictions_single(predictor: Predictor, mixed: dict[str, Path]) -> None:
@@ -161,7 +219,7 @@ def test_to_submission() -> None:
         FileResult("a.jpg", "a", "ok", faces=[_face(34.567, "female")]),
         FileResult("m.jpg", "m", "error", "m.jpg: file not found"),
         FileResult("b.jpg", "b", "ok", faces=[_face(61.0, "male")]),
-        FileResult("t.jpg", "t", "no_face", "too small", faces=[FaceResult("too_small", message="too small")]),
+        FileResult("t.jpg", "t", "skipped", "too small", faces=[FaceResult("skipped", message="too small")]),
         FileResult("0.jpg", "007", "ok", faces=[_face(5.0, "female")]),
     ]
     rows = list(csv.reader(io.StringIO(to_submission(results))))

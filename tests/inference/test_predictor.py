@@ -17,7 +17,9 @@ from PIL import Image
 from skimage.data import astronaut
 
 from agegender.data.images import ImageError
+from agegender.face_filter import QualityFilter
 from agegender.faces import MIN_FACE_SIZE, create_detector
+from agegender.inference.calibration import central_z
 from agegender.inference.predictor import FaceResult, Predictor
 from agegender.models.folder import save_model_folder
 from agegender.models.model import ModelConfig, build_model
@@ -49,8 +51,9 @@ def astro() -> np.ndarray:
     return astronaut()
 
 
-def _check_ok(face: FaceResult) -> None:
-    assert face.status == "ok", face.message
+def _check_ok(face: FaceResult, status: str = "ok") -> None:
+    assert face.status == status, face.message
+    assert (face.reasons == []) == (status == "ok")
     assert isinstance(face.age, float) and 0 <= face.age <= 100
     assert face.age_std is not None and face.age_std > 0
     assert face.age_low <= face.age <= face.age_high
@@ -129,8 +132,14 @@ def test_group_photo(predictor: Predictor, shared_dir: Path) -> None:
         pytest.skip(f"shared photo missing: {path}")
     faces = predictor.predict(path)
     assert len(faces) == 6
+    # Every face is estimated; the profile view is flagged as turned (see tests/faces/test_align.py).
+    assert sorted(f.status for f in faces) == ["low_quality"] + ["ok"] * 5
     for face in faces:
-        _check_ok(face)
+        _check_ok(face, face.status)
+        if face.status == "ok":
+            assert face.quality == 1.0
+        else:
+            assert face.reasons == ["turned"] and face.quality < 1
     json.dumps([f.to_dict() for f in faces], allow_nan=False)
 
 
@@ -148,23 +157,64 @@ def test_no_detect_uses_whole_image(predictor: Predictor, astro: np.ndarray) -> 
     assert len(faces) == 1
     _check_ok(faces[0])
     assert faces[0].box is None and faces[0].landmarks is None
+    assert faces[0].reasons == [] and faces[0].quality is None  # nothing was measured, nothing is flagged
 
 
-def test_tiny_face_is_reported_not_estimated(predictor: Predictor, astro: np.ndarray) -> None:
-    # Shrink the photo so the face is ~30 px wide: found by the detector, but below MIN_FACE_SIZE.
+def _tiny_astronaut(astro: np.ndarray) -> np.ndarray:
+    """The photo shrunk so the face is ~30 px wide: found by the detector, but below MIN_FACE_SIZE."""
     scale = 30 / (ASTRONAUT_BOX[2] - ASTRONAUT_BOX[0])
     small = cv2.resize(astro, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     canvas = np.full((400, 400, 3), 200, dtype=np.uint8)
     canvas[100 : 100 + small.shape[0], 120 : 120 + small.shape[1]] = small
-    faces = predictor.predict(canvas)
+    return canvas
+
+
+def test_tiny_face_is_estimated_and_flagged_small(predictor: Predictor, astro: np.ndarray) -> None:
+    faces = predictor.predict(_tiny_astronaut(astro))
     assert len(faces) == 1, [f.to_dict() for f in faces]
     face = faces[0]
-    assert face.status == "too_small"
-    assert face.age is None and face.gender is None and face.age_low is None
-    assert "too small" in face.message
+    assert face.status == "low_quality" and "small" in face.reasons
+    assert face.age is not None and face.gender in {"male", "female"} and face.age_low <= face.age <= face.age_high
+    assert 0 < face.quality < 1 and "small face" in face.message
     assert face.box is not None and (face.box[2] - face.box[0]) < MIN_FACE_SIZE
-    assert face.label == "too small"
+    assert face.label.endswith("?")
     json.dumps(face.to_dict(), allow_nan=False)
+
+
+def test_min_face_skips_the_tiny_face(model_dir: Path, detector, astro: np.ndarray) -> None:
+    strict = Predictor.load(model_dir, backend="torch", detector=detector, min_face=40)
+    faces = strict.predict(_tiny_astronaut(astro))
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.status == "skipped" and "small" in face.reasons and "min_face 40" in face.message
+    assert face.age is None and face.gender is None and face.age_low is None and face.box is not None
+    assert face.label == "skipped"
+    json.dumps(face.to_dict(), allow_nan=False)
+    _check_astronaut(strict.predict(astro))  # a big face passes
+    # A per-call filter overrides the predictor's.
+    assert strict.predict(_tiny_astronaut(astro), quality_filter=QualityFilter())[0].status == "low_quality"
+    with pytest.raises(ValueError, match="min_quality"):
+        Predictor.load(model_dir, backend="torch", min_quality=2)
+
+
+def test_blurred_face_gets_the_calibrated_wider_interval(model_dir: Path, detector, tmp_path: Path) -> None:
+    blurred = cv2.GaussianBlur(astronaut(), (0, 0), 3)
+    plain = Predictor.load(model_dir, backend="torch", detector=detector).predict(blurred)
+    config = json.loads((model_dir / "config.json").read_text())
+    config["calibration"] = {"interval_scale": {"ok": 1.0, "blurry": 2.0}, "level": 0.8, "fitted_on": "test"}
+    calibrated = tmp_path / "calibrated"
+    calibrated.mkdir()
+    for f in model_dir.iterdir():
+        (calibrated / f.name).write_bytes(f.read_bytes())
+    (calibrated / "config.json").write_text(json.dumps(config))
+    wide = Predictor.load(calibrated, backend="torch", detector=detector).predict(blurred)
+    assert len(plain) == len(wide) == 1
+    a, b = plain[0], wide[0]
+    assert a.status == b.status == "low_quality" and "blurry" in a.reasons
+    assert a.interval_scale == 1.0 and b.interval_scale == 2.0
+    assert b.age == a.age and b.age_std == pytest.approx(2 * a.age_std, abs=0.01)
+    assert b.age_high - b.age == pytest.approx(2 * (a.age_high - a.age), abs=0.02)
+    assert b.age_high - b.age == pytest.approx(central_z(0.8) * b.age_std, abs=0.02)
 
 
 @pytest.mark.parametrize(
@@ -210,7 +260,8 @@ def test_label_format() -> None:
     assert FaceResult("ok", age=34.2, age_std=3.6, gender="female").label == "F, 34 ± 4"
     assert FaceResult("ok", age=61.7, age_std=8.2, gender="male").label == "M, 62 ± 8"
     assert FaceResult("ok", age=20.0, gender="male").label == "M, 20"
-    assert FaceResult("blurry", message="too blurry").label == "blurry"
+    assert FaceResult("low_quality", age=20.0, age_std=6.4, gender="male", reasons=["small"]).label == "M, 20 ± 6?"
+    assert FaceResult("skipped", message="skipped: face is 20 px", reasons=["small"]).label == "skipped"
 
 
 def test_tta_averages_with_the_mirror(model_dir: Path, predictor: Predictor, astro: np.ndarray) -> None:

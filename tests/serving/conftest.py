@@ -67,6 +67,17 @@ def astronaut_file(tmp_path_factory: pytest.TempPathFactory, astronaut_png: byte
 
 
 @pytest.fixture(scope="session")
+def tiny_face_png() -> bytes:
+    """The astronaut shrunk so her face is ~30 px wide: found, but below MIN_FACE_SIZE (flagged small)."""
+    from skimage.data import astronaut
+
+    image = Image.fromarray(astronaut())
+    canvas = Image.new("RGB", (400, 400), (200, 200, 200))
+    canvas.paste(image.resize((image.width // 3, image.height // 3), Image.Resampling.LANCZOS), (120, 100))
+    return png_bytes(np.asarray(canvas))
+
+
+@pytest.fixture(scope="session")
 def grey_png() -> bytes:
     """A uniform grey image: decodes fine, has no face."""
     return png_bytes(np.full((240, 320, 3), 128, np.uint8))

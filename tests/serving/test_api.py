@@ -24,6 +24,9 @@ FACE_KEYS = {
     "score",
     "landmarks",
     "message",
+    "reasons",
+    "quality",
+    "interval_scale",
 }
 URL = "/api/v1/predict"
 
@@ -58,9 +61,48 @@ def test_astronaut_has_one_face(client: TestClient, astronaut_png: bytes) -> Non
     assert set(face) == FACE_KEYS
     assert face["status"] == "ok" and face["gender"] in ("male", "female")
     assert face["age_low"] <= face["age"] <= face["age_high"]
+    assert face["reasons"] == [] and face["quality"] == 1.0
     x1, y1, x2, y2 = face["box"]
     assert x1 < 225 < x2 and y1 < 115 < y2  # the astronaut's face centre
     assert body["model"]["backbone"] == "scratch_cnn" and body["model"]["input_size"] == 64
+
+
+def test_small_face_is_estimated_as_low_quality(client: TestClient, tiny_face_png: bytes) -> None:
+    r = client.post(URL, files={"file": ("tiny.png", tiny_face_png, "image/png")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    face = body["faces"][0]
+    assert face["status"] == "low_quality" and face["reasons"] == ["small"] and face["age"] is not None
+    assert "1 low quality (small" in body["message"]
+
+
+@pytest.mark.parametrize("where", ["form", "query"])
+def test_min_face_skips_the_small_face(client: TestClient, tiny_face_png: bytes, where: str) -> None:
+    files = {"file": ("tiny.png", tiny_face_png, "image/png")}
+    if where == "form":
+        r = client.post(URL, files=files, data={"min_face": "40"})
+    else:
+        r = client.post(URL, files=files, params={"min_face": 40})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    face = body["faces"][0]
+    assert face["status"] == "skipped" and face["age"] is None and face["reasons"] == ["small"]
+    assert "min_face 40" in face["message"] and "1 skipped" in body["message"]
+
+
+@pytest.mark.parametrize(
+    "data, params", [({"min_quality": "2"}, {}), ({}, {"min_quality": "2"}), ({"min_face": "x"}, {})]
+)
+def test_invalid_filter_option_is_422(client: TestClient, astronaut_png: bytes, data: dict, params: dict) -> None:
+    r = client.post(URL, files={"file": ("a.png", astronaut_png, "image/png")}, data=data, params=params)
+    assert r.status_code == 422
+    body = r.json()
+    assert body["error"] == "invalid_option" and ("min_quality" in body["detail"] or "min_face" in body["detail"])
+
+
+def test_raw_body_takes_options_from_the_query(client: TestClient, tiny_face_png: bytes) -> None:
+    r = client.post(URL, content=tiny_face_png, headers={"content-type": "image/png"}, params={"min_quality": 1})
+    assert r.status_code == 200 and r.json()["faces"][0]["status"] == "skipped"
 
 
 def test_raw_image_body_is_accepted(client: TestClient, astronaut_png: bytes) -> None:

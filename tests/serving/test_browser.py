@@ -64,8 +64,8 @@ def test_upload_shows_annotated_photo_and_table(page, astronaut_file: Path, tmp_
     table = page.locator("#faces-table")
     assert "P(gender)" in table.inner_text()
     cells = [c.strip() for c in table.locator("[role=gridcell]").all_inner_texts()]
-    assert len(cells) == 6, cells  # one face, six columns
-    assert cells[0] == "1" and cells[3] in ("male", "female") and cells[5] == "ok"
+    assert len(cells) == 7, cells  # one face, seven columns
+    assert cells[0] == "1" and cells[3] in ("male", "female") and cells[5] == "1.00" and cells[6] == "ok"
     drawing = page.locator("#annotated img").first
     drawing.wait_for(state="visible")
     assert "/gradio_api/file=" in (drawing.get_attribute("src") or "")

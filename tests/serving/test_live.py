@@ -27,6 +27,22 @@ def test_gradio_client_predict(live_server, astronaut_file: Path) -> None:
     assert drawing  # the annotated image (a file reference on the server)
 
 
+def test_gradio_client_options(live_server, tiny_face_png: bytes, tmp_path: Path) -> None:
+    """The page's min_face / min_quality controls are inputs of the same endpoint, validated as in the API."""
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    tiny = tmp_path / "tiny.png"
+    tiny.write_bytes(tiny_face_png)
+    client = Client(live_server.url, verbose=False, download_files=False)
+    _, table, message, payload = client.predict(handle_file(str(tiny)), api_name="/predict")
+    assert payload["faces"][0]["status"] == "low_quality" and table["data"][0][-1].startswith("low quality: small")
+    _, table, message, payload = client.predict(handle_file(str(tiny)), 40, 0, api_name="/predict")
+    assert payload["faces"][0]["status"] == "skipped" and "1 skipped" in message
+    with pytest.raises(AppError, match="min_quality must be between 0 and 1"):
+        client.predict(handle_file(str(tiny)), 0, 2, api_name="/predict")
+
+
 def test_gradio_client_reports_bad_file(live_server, tmp_path: Path) -> None:
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError

@@ -26,15 +26,41 @@ OK = FaceResult(
     box=[10, 20, 60, 80],
     score=0.99,
 )
-SMALL = FaceResult(status="too_small", box=[100, 100, 120, 125], score=0.9, message="face is 20x25 px")
+SMALL = FaceResult(
+    status="low_quality",
+    age=20.0,
+    age_low=12.0,
+    age_high=28.0,
+    age_std=6.2,
+    gender="male",
+    gender_probability=0.7,
+    p_female=0.3,
+    box=[100, 100, 120, 125],
+    score=0.9,
+    message="low quality: small face (20x25 px, below 40 px)",
+    reasons=["small"],
+    quality=0.5,
+)
+SKIPPED = FaceResult(
+    status="skipped",
+    box=[140, 140, 190, 190],
+    score=0.99,
+    message="skipped: quality 0.40 (blurry) is below min_quality 0.5",
+    reasons=["blurry"],
+    quality=0.4,
+)
 
 
-def test_annotate_draws_colour_by_gender_and_grey_for_unusable() -> None:
-    img = annotate(np.zeros((200, 200, 3), np.uint8), [OK, SMALL])
+def test_annotate_colours_ok_low_quality_and_skipped_faces_apart() -> None:
+    img = annotate(np.zeros((200, 200, 3), np.uint8), [OK, SMALL, SKIPPED])
     arr = np.asarray(img)
     assert img.size == (200, 200)
-    assert tuple(arr[50, 10]) == COLORS["female"]  # left edge of the first box
-    assert tuple(arr[112, 100]) == COLORS[None]
+    assert tuple(arr[50, 10]) == COLORS["female"]  # left edge of the ok face's box
+    assert tuple(arr[101, 100]) == COLORS["low_quality"]  # the flagged face: amber, not its gender colour
+    assert COLORS["low_quality"] not in (COLORS["male"], COLORS["female"], COLORS[None])
+    left_edge = [tuple(arr[y, 100]) for y in range(108, 125)]
+    assert (0, 0, 0) in left_edge and COLORS["low_quality"] in left_edge  # dashed
+    assert tuple(arr[170, 140]) == COLORS[None]  # skipped: grey, solid
 
 
 def test_annotate_shrinks_big_photos() -> None:
@@ -43,13 +69,17 @@ def test_annotate_shrinks_big_photos() -> None:
 
 
 def test_table_rows_and_messages() -> None:
-    rows = table_rows([OK, SMALL])
+    rows = table_rows([OK, SMALL, SKIPPED])
     assert len(rows[0]) == len(TABLE_HEADERS)
-    assert rows[0] == [1, "34", "29–39", "female", "91%", "ok"]
-    assert rows[1][0] == 2 and rows[1][1] == "–" and rows[1][5].startswith("too small")
-    assert OK.label == "F, 34 ± 4"
+    assert rows[0] == [1, "34", "29–39", "female", "91%", "–", "ok"]
+    assert rows[1] == [2, "20", "12–28", "male", "70%", "0.50", "low quality: small (20×25 px)"]
+    assert rows[2] == [3, "–", "–", "–", "–", "0.40", "skipped: blurry"]
+    assert OK.label == "F, 34 ± 4" and SMALL.label == "M, 20 ± 6?"
     assert "No face found" in summary_message([])
-    assert summary_message([OK, SMALL]).startswith("2 faces found; 1 not estimated")
+    assert summary_message([OK, SMALL, SKIPPED]) == (
+        "3 faces found; 1 low quality (small; amber, less reliable); "
+        "1 skipped by the minimum size or quality (grey, not estimated)."
+    )
 
 
 def test_size_and_pixel_checks(astronaut_png: bytes) -> None:
@@ -134,3 +164,13 @@ def test_space_entry_point_builds_app(monkeypatch: pytest.MonkeyPatch, tiny_mode
     assert service.limits.max_upload_bytes == int(1.5 * 1024 * 1024)
     assert service.info["backbone"] == "scratch_cnn"
     service.close()
+
+
+def test_model_description_explains_flags_and_widening() -> None:
+    from agegender.serving.service import model_description
+
+    info = {"name": "m", "backbone": "b", "input_size": 64, "age_head": "distribution", "age_range": [0, 100]}
+    text = model_description(info)
+    assert "every face is estimated" in text and "low quality" in text and "not estimated" not in text.split("skip")[0]
+    assert "widened" not in text
+    assert "widened by the model's calibration" in model_description({**info, "calibrated": True})
