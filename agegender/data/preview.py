@@ -21,7 +21,7 @@ from PIL import Image
 from agegender.data.images import ImageError, load_image
 from agegender.data.readers import read_dataset
 from agegender.data.records import DataError, FaceRecord
-from agegender.data.transforms import AugmentConfig, build_train_transform
+from agegender.data.transforms import AugmentConfig, build_train_transform, seed_transform
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +50,11 @@ def grid_shape(rows: int, per_image: int, size: int) -> tuple[int, int]:
     return HEADER + rows * size + (rows + 1) * PAD, cols * size + (cols + 1) * PAD
 
 
-def _seed_each(t: A.BaseCompose | A.BasicTransform, seeds: np.random.SeedSequence) -> None:
-    """Give every transform its own seed. ``A.Compose(seed=...)`` hands all of them the same one (albumentations
-    2.0.8), so their coin flips move in lockstep: a draw applies all the low-probability steps or none."""
-    t.set_random_seed(int(seeds.generate_state(1)[0]))  # on a composition this also reseeds its children...
-    if isinstance(t, A.BaseCompose):
-        for child, child_seeds in zip(t.transforms, seeds.spawn(len(t.transforms)), strict=True):
-            _seed_each(child, child_seeds)  # ...which then get their own
-
-
 def display_transform(size: int, aug: AugmentConfig, seed: int) -> A.Compose:
     """The training pipeline without Normalize and ToTensor: it yields the uint8 image the network would see."""
     train = build_train_transform(size, aug=aug)
     shown = A.Compose([t for t in train.transforms if not isinstance(t, A.Normalize | ToTensorV2)])
-    _seed_each(shown, np.random.SeedSequence(seed))
+    seed_transform(shown, seed)
     return shown
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import albumentations as A
 import cv2
+import numpy as np
 from albumentations.pytorch import ToTensorV2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -181,3 +182,17 @@ def build_eval_transform(size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> A.C
     return A.Compose(
         [A.Resize(size, size, interpolation=cv2.INTER_AREA), A.Normalize(mean=mean, std=std), ToTensorV2()]
     )
+
+
+def seed_transform(t: A.BaseCompose | A.BasicTransform, seed: int | np.random.SeedSequence) -> None:
+    """Give every transform its own seed, derived from ``seed``.
+
+    albumentations 2 transforms keep their own random generators: ``A.Compose(seed=...)`` hands all of them the
+    same seed (their coin flips then move in lockstep), and DataLoader workers forked from one process copy the
+    same generator state (every worker draws the same augmentations). Training reseeds each worker with this.
+    """
+    seeds = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    t.set_random_seed(int(seeds.generate_state(1)[0]))  # on a composition this also reseeds its children...
+    if isinstance(t, A.BaseCompose):
+        for child, child_seeds in zip(t.transforms, seeds.spawn(len(t.transforms)), strict=True):
+            seed_transform(child, child_seeds)  # ...which then get their own

@@ -50,6 +50,7 @@ MANIFEST_COLUMNS = [
     "score",
     "status",
     "reasons",
+    "quality",
 ]
 
 
@@ -106,7 +107,6 @@ def _align_one(job: AlignJob, out_dir: str) -> dict[str, Any]:
     cv2.imwrite(str(tmp), cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR))
     tmp.replace(Path(out_dir) / chip_rel)
     det = face.detection
-    reasons = getattr(face, "reasons", None) or ([] if face.status == "ok" else [face.status])
     return {
         **entry,
         "outcome": "ok",
@@ -114,8 +114,9 @@ def _align_one(job: AlignJob, out_dir: str) -> dict[str, Any]:
         "face_px": round(float(det.size), 1),
         "score": round(float(det.score), 4),
         "status": face.status,
-        "reasons": list(reasons),
-        "blur": round(float(face.quality.get("blur", float("nan"))), 2),
+        "reasons": face.reasons,
+        "quality": round(float(face.quality), 3),
+        "blur": round(float(face.measures.get("blur", float("nan"))), 2),
     }
 
 

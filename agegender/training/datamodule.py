@@ -14,7 +14,7 @@ from agegender.data.dataset import FaceDataset
 from agegender.data.readers import read_dataset
 from agegender.data.records import DataError, FaceRecord
 from agegender.data.splits import split_sources
-from agegender.data.transforms import build_eval_transform, build_train_transform
+from agegender.data.transforms import build_eval_transform, build_train_transform, seed_transform
 from agegender.training.config import DataConfig, DistillConfig, SourceConfig
 
 
@@ -147,6 +147,7 @@ class AgeGenderDataModule(L.LightningDataModule):
             sampler=sampler,
             drop_last=train and len(self.datasets[name]) > self.cfg.batch_size,
             num_workers=workers,
+            worker_init_fn=seed_worker_transforms,
             persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
@@ -161,3 +162,11 @@ class AgeGenderDataModule(L.LightningDataModule):
         if "test" not in self.datasets:
             raise DataError("the test split is empty")
         return self._loader("test", False)
+
+
+def seed_worker_transforms(worker_id: int) -> None:
+    """Each DataLoader worker reseeds its augmentation pipeline from its own torch seed: forked workers would
+    otherwise share albumentations' generator state and apply the same augmentations in step."""
+    info = torch.utils.data.get_worker_info()
+    if info is not None and hasattr(info.dataset, "transform"):
+        seed_transform(info.dataset.transform, info.seed % 2**32)
