@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from agegender.errors import AgeGenderError
 from agegender.models.model import AgeGenderNet, ModelConfig, build_model
 
 FORMAT_VERSION = 1
@@ -21,7 +22,7 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 CROP_CONVENTION = "utkface_chip_200"
 
 
-class ModelFolderError(FileNotFoundError):
+class ModelFolderError(AgeGenderError, FileNotFoundError):
     """A model folder that is missing or incomplete; the message says what is missing."""
 
 
