@@ -64,7 +64,10 @@ def read_config(folder: str | Path) -> dict:
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
         raise ModelFolderError(f"{folder} is not a model folder: {cfg_path.name} is missing")
-    return json.loads(cfg_path.read_text())
+    try:
+        return json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFolderError(f"{cfg_path} is not valid JSON ({e}): the model folder is damaged") from None
 
 
 def load_model_folder(folder: str | Path | None = None, device: str | torch.device = "cpu") -> AgeGenderNet:

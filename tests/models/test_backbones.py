@@ -255,3 +255,12 @@ def test_pretrained_path_that_does_not_fit_is_an_error(tmp_path: Path):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="junk.pth is not a readable weights file"):
         create_backbone("resnet18", pretrained_path=str(tmp_path / "junk.pth"))
+
+
+def test_damaged_model_folder_config_is_a_user_error(tmp_path: Path):
+    from agegender.errors import AgeGenderError
+    from agegender.models.folder import read_config
+
+    (tmp_path / "config.json").write_text('{"model": ')
+    with pytest.raises(AgeGenderError, match="config.json is not valid JSON"):
+        read_config(tmp_path)
