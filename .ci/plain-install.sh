@@ -15,7 +15,11 @@ rm -rf "$VENV"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$VENV" "$WORK"' EXIT
 "$VENV/bin/python" -m pip install -q torch==2.14.1 torchvision==0.29.1
-"$VENV/bin/python" -m pip install -q "$REPO"
+# Build from a copy: pip builds in-tree and would leave build/ and *.egg-info in the checkout.
+mkdir "$WORK/src"
+tar -C "$REPO" --exclude=./.git --exclude=./.venv --exclude=./runs --exclude=./build --exclude='*.egg-info' -cf - . |
+    tar -C "$WORK/src" -xf -
+"$VENV/bin/python" -m pip install -q "$WORK/src"
 echo "plain install: $((SECONDS - start)) s"
 
 # From a scratch folder, so the installed package runs, not the source tree.
