@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from agegender.errors import ConfigError
+
 F = TypeVar("F", bound=Callable)
 
 
@@ -32,4 +34,4 @@ class Registry(Generic[F]):
         try:
             return self._items[name]
         except KeyError:
-            raise ValueError(f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}") from None
+            raise ConfigError(f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}") from None

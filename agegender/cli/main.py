@@ -6,17 +6,20 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
+import traceback
+
+from agegender.cli.argtypes import positive_int
+from agegender.errors import EXIT_CODES_HELP, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, AgeGenderError
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
 
 
 def _add_data(sub) -> None:
     p = sub.add_parser("data", help="inspect datasets")
     dsub = p.add_subparsers(dest="data_cmd", required=True)
-    i = dsub.add_parser("inspect", help="counts, age histogram, problems, duplicates and split sizes")
+    i = dsub.add_parser(
+        "inspect", help="counts, age histogram, problems, duplicates and split sizes", epilog=EXIT_CODES_HELP
+    )
     i.add_argument("path", help="UTKFace folder, competition folder, CSV manifest or image folder")
     i.add_argument("--format", default="auto", choices=["auto", "utkface", "competition", "manifest", "images"])
     i.add_argument("--split-file", help="reuse (or write) this split file")
@@ -58,6 +61,7 @@ def _add_train(sub) -> None:
             "Train from a recipe (built-in name or YAML file). Any recipe value can be overridden: "
             "agegender train mobilenet_v2_dldl --data DIR train.epochs=5 model.input_size=112"
         ),
+        epilog=EXIT_CODES_HELP,
     )
     p.add_argument("recipe", nargs="?", default=None, help="built-in recipe name or YAML path")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
@@ -68,8 +72,8 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--init", help="fine-tune: start from this model folder or checkpoint (sets model.init)")
     p.add_argument("--output", help="run folder (sets train.output_dir)")
-    p.add_argument("--epochs", type=int, help="sets train.epochs")
-    p.add_argument("--devices", type=int, help="sets train.devices")
+    p.add_argument("--epochs", type=positive_int, help="sets train.epochs")
+    p.add_argument("--devices", type=positive_int, help="sets train.devices")
     p.add_argument("--strategy", help="sets train.strategy (e.g. ddp)")
     p.add_argument("--resume", action="store_true", help="continue from <output>/checkpoints/last.ckpt")
     p.add_argument("--list", action="store_true", help="list built-in recipes and backbones")
@@ -77,7 +81,7 @@ def _add_train(sub) -> None:
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="evaluate a model on labelled data")
+    p = sub.add_parser("evaluate", help="evaluate a model on labelled data", epilog=EXIT_CODES_HELP)
     p.add_argument("model", nargs="?", default=None, help="model folder or .ckpt (default: the shipped model)")
     p.add_argument("--data", required=True, help="labelled data (any supported layout)")
     p.add_argument("--format", default="auto")
@@ -85,18 +89,21 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--split-file", help="split file (default: the one the model was trained with)")
     p.add_argument("--output", help="write metrics JSON here")
     p.add_argument("--report", help="write a report folder (JSON, markdown, plots)")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--tta", action="store_true", help="average with the horizontally flipped image")
     p.set_defaults(func=cmd_evaluate)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from agegender.data.inspect import format_inspection, inspect_dataset
+    from agegender.utils.io import ensure_writable, raise_if_unsaved, write_text_output
 
+    if args.json:
+        ensure_writable(args.json)
     info, reading = inspect_dataset(args.path, args.format, args.split_file)
     print(format_inspection(info, reading))
     if args.json:
-        Path(args.json).write_text(json.dumps(info, indent=2, default=str) + "\n")
+        raise_if_unsaved([write_text_output(args.json, json.dumps(info, indent=2, default=str) + "\n")])
     return 0
 
 
@@ -150,9 +157,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from agegender.inference.evaluate import evaluate_model
+    from agegender.inference.evaluate import run_evaluation
+    from agegender.utils.io import ensure_writable, raise_if_unsaved, save_output, write_text_output
 
-    result = evaluate_model(
+    if args.output:
+        ensure_writable(args.output)
+    if args.report:
+        ensure_writable(args.report, kind="dir")
+    ev = run_evaluation(
         args.model,
         args.data,
         fmt=args.format,
@@ -160,8 +172,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         split_file=args.split_file,
         batch_size=args.batch_size,
         tta=args.tta,
-        report_dir=args.report,
     )
+    if ev.reading.excluded:
+        report = ev.reading.report
+        print(f"note: {ev.reading.excluded} of {report.rows} rows were excluded:", file=sys.stderr)
+        print(report.summary(), file=sys.stderr)
+    result = ev.result
     from agegender.metrics import format_metrics
 
     print(format_metrics(result["overall"]))
@@ -169,15 +185,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"by {kind}:")
         for name, m in slices.items():
             print(f"  {name:>8}: {format_metrics(m)}")
+    saved = []
+    if args.report:
+        from agegender.inference.report import write_report
+
+        saved.append(save_output(args.report, lambda d: write_report(result, ev.predictions, d)))
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+        saved.append(write_text_output(args.output, json.dumps(result, indent=2) + "\n"))
+    raise_if_unsaved(saved)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="agegender", description="Estimate age and gender from face images: train, evaluate, predict, serve."
+        prog="agegender",
+        description="Estimate age and gender from face images: train, evaluate, predict, serve.",
+        epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("--version", action="version", version=f"agegender {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -249,12 +272,21 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    except USER_ERRORS as e:
+        return EXIT_INTERRUPTED
+    except AgeGenderError as e:  # the user's input, options or environment: the message says what to do
         if os.environ.get("AGEGENDER_DEBUG"):
             raise
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
+    except Exception:  # anything else is a bug: keep the traceback, and an exit code no user error has
+        if os.environ.get("AGEGENDER_DEBUG"):
+            raise
+        traceback.print_exc()
+        print(
+            "agegender: internal error (a bug, not a problem with your input); please report it with the traceback",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from agegender.cli.argtypes import positive_int
+from agegender.errors import EXIT_CODES_HELP, PREDICT_EXIT_CODES_HELP
 from agegender.face_filter import FILTER_HELP, QualityFilter
 
 
@@ -27,8 +29,8 @@ def add_parser(sub) -> None:
         "predict",
         help="predict age and gender on photos, folders, manifests or a competition set",
         description="Every face in every image gets an estimate (flagged low_quality with its reasons when it is"
-        " small, blurry, uncertain or turned); bad files get a status, never a crash. Exit code 0: every file"
-        " has an estimate; 1: some file had no face, only skipped faces, or could not be read.",
+        " small, blurry, uncertain or turned); bad files get a status, never a crash.",
+        epilog=PREDICT_EXIT_CODES_HELP,
     )
     p.add_argument("inputs", nargs="*", help="image files, folders or glob patterns")
     p.add_argument("--model", help="model folder (default: the shipped model)")
@@ -40,7 +42,7 @@ def add_parser(sub) -> None:
     p.add_argument("--detector-model", help="model file for the yunet detector")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument("--output", "-o", help="output file (json/csv), or the submission path with --competition")
-    p.add_argument("--batch-size", type=int, default=32, help="images per batch")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per batch")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     p.add_argument("--tta", action="store_true", help="average with the mirrored face")
     for name, metavar in (("min_face", "PX"), ("min_quality", "Q")):
@@ -49,14 +51,16 @@ def add_parser(sub) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
-    e = sub.add_parser("export", help="export a model folder to ONNX (and TorchScript)")
+    e = sub.add_parser("export", help="export a model folder to ONNX (and TorchScript)", epilog=EXIT_CODES_HELP)
     e.add_argument("model", nargs="?", help="model folder (default: the shipped model)")
     e.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
     e.add_argument("--output", help="output file (default: inside the model folder)")
     e.add_argument("--check", action="store_true", help="compare the export with PyTorch on random inputs")
     e.set_defaults(func=cmd_export)
 
-    k = sub.add_parser("package", help="make a finished run into a model folder with ONNX and a model card")
+    k = sub.add_parser(
+        "package", help="make a finished run into a model folder with ONNX and a model card", epilog=EXIT_CODES_HELP
+    )
     k.add_argument("run", help="run folder (with model/, split.json)")
     k.add_argument("--data", required=True, help="the labelled data it was trained on (for the test metrics)")
     k.add_argument("--output", required=True, help="model folder to write (e.g. agegender/models/default)")
@@ -65,19 +69,29 @@ def add_parser(sub) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from agegender.data.readers import skipped_files_note
     from agegender.inference import batch
     from agegender.inference.predictor import Predictor
+    from agegender.utils.io import ensure_writable, raise_if_unsaved, write_text_output
 
+    out = Path(args.output or Path(args.competition) / "submission.csv") if args.competition else args.output
+    if out:
+        ensure_writable(out)
     if args.competition:
         items = batch.competition_items(args.competition)
     elif args.manifest:
         items = batch.manifest_items(args.manifest)
     else:
         items = batch.collect_inputs(args.inputs, args.recursive)
+    for note in filter(None, (skipped_files_note(Path(s), args.recursive) for s in args.inputs if Path(s).is_dir())):
+        print(note, file=sys.stderr)
     if not items:
         print("error: no input images (give files, folders, --manifest or --competition)", file=sys.stderr)
         return 2
     detector = args.detector
+    if args.detector_model and not Path(args.detector_model).is_file():
+        print(f"error: --detector-model {args.detector_model}: no such file", file=sys.stderr)
+        return 2
     if args.detector_model:
         from agegender.faces import create_detector
 
@@ -100,24 +114,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     )
+    saved = []
     if args.competition:
-        out = Path(args.output or Path(args.competition) / "submission.csv")
-        batch.atomic_write_text(out, batch.to_submission(results))
-        print(f"wrote {out} ({len(results)} rows)")
+        saved.append(write_text_output(out, batch.to_submission(results)))
+        if not saved[-1].error:
+            print(f"wrote {out} ({len(results)} rows)")
     elif args.format == "table":
         text = batch.to_table(results)
         if args.output:
-            batch.atomic_write_text(args.output, text + "\n")
+            saved.append(write_text_output(args.output, text + "\n"))
         else:
             print(text)
     else:
         text = batch.to_json(results) if args.format == "json" else batch.to_csv(results)
         if args.output:
-            batch.atomic_write_text(args.output, text)
-            print(f"wrote {args.output}")
+            saved.append(write_text_output(args.output, text))
+            if not saved[-1].error:
+                print(f"wrote {args.output}")
         else:
             sys.stdout.write(text)
     print(batch.summarize(results), file=sys.stderr)
+    raise_if_unsaved(saved)
     return 0 if all(r.status == "ok" for r in results) else 1
 
 

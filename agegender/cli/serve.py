@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from agegender.cli.argtypes import non_negative_int, port, positive_float, positive_int
+from agegender.errors import EXIT_CODES_HELP, MissingExtraError
 from agegender.serving.limits import MB, ServeLimits
 
 _DEFAULTS = ServeLimits()
@@ -15,37 +17,41 @@ def add_parser(subparsers) -> None:
         help="web demo and HTTP API",
         description="Serve the web demo at / and the JSON API at /api/v1/predict. Binds to 127.0.0.1 unless "
         "--host says otherwise (use 0.0.0.0 to accept connections from other machines).",
+        epilog=EXIT_CODES_HELP,
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=port, default=7860)
     p.add_argument("--model", default=None, help="model folder or .ckpt (default: the shipped model)")
     p.add_argument("--detector", default="auto", help="face detector: auto, mtcnn, yunet, haar")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
-    p.add_argument("--threads", type=int, default=None, help="CPU threads per model call")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads per model call")
     p.add_argument(
         "--max-upload-mb",
-        type=float,
+        type=positive_float,
         default=_DEFAULTS.max_upload_bytes / MB,
         help="largest accepted upload in MiB (default %(default)g)",
     )
     p.add_argument(
         "--max-pixels",
-        type=int,
+        type=positive_int,
         default=_DEFAULTS.max_pixels,
         help="largest accepted image in pixels, width x height (default %(default)d)",
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=positive_float,
         default=_DEFAULTS.timeout_s,
         help="seconds before a request is abandoned with 504 (default %(default)g)",
     )
     p.add_argument(
-        "--concurrency", type=int, default=_DEFAULTS.concurrency, help="model calls run at once (default %(default)d)"
+        "--concurrency",
+        type=positive_int,
+        default=_DEFAULTS.concurrency,
+        help="model calls run at once (default %(default)d)",
     )
     p.add_argument(
         "--queue-size",
-        type=int,
+        type=non_negative_int,
         default=_DEFAULTS.queue_size,
         help="requests allowed to wait; more are refused with 503 (default %(default)d)",
     )
@@ -73,7 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from agegender.serving.app import serve
     except ModuleNotFoundError as e:
-        raise RuntimeError(
+        raise MissingExtraError(
             f"serving needs the 'serve' extra ({e.name} is missing): pip install 'agegender[serve]'"
         ) from None
     serve(config_from_args(args), host=args.host, port=args.port, log_level=args.log_level)

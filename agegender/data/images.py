@@ -8,15 +8,49 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, features
+
+from agegender.errors import AgeGenderError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
+
+def _pillow_reads_avif() -> bool:
+    try:
+        return bool(features.check("avif"))  # Pillow >= 11.3 built with libavif
+    except Exception:  # older Pillow: an unknown feature name
+        return False
+
+
+if _pillow_reads_avif():
+    IMAGE_EXTENSIONS.add(".avif")
+
+#: Image formats people have that folder reads skip, with why and what to do (checked: pillow-heif is not a
+#: dependency, so HEIC is skipped and said so, rather than read by an optional plugin).
+_UNSUPPORTED_IMAGES = {
+    ".heic": ("heic", "HEIC/HEIF is not supported: Pillow needs the pillow-heif plugin; convert to JPEG or PNG"),
+    ".heif": ("heic", "HEIC/HEIF is not supported: Pillow needs the pillow-heif plugin; convert to JPEG or PNG"),
+    ".avif": ("avif", "this Pillow cannot read AVIF (Pillow >= 11.3 with AVIF can); convert to JPEG or PNG"),
+    ".jxl": ("jpeg_xl", "JPEG XL is not supported: convert to JPEG or PNG"),
+    **{
+        ext: ("camera_raw", "camera RAW files are not supported: export them as JPEG or PNG")
+        for ext in (".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf")
+    },
+}
 #: Refuse images above this many pixels: a decompression bomb would otherwise exhaust memory.
 MAX_PIXELS = 80_000_000
 
 
-class ImageError(ValueError):
+class ImageError(AgeGenderError, ValueError):
     """An image that cannot be used; the message says why, for the per-file status."""
+
+
+def skipped_file_kind(path: Path) -> tuple[str, str]:
+    """``(kind, why)`` for a file a folder read leaves out because of its extension, so the skip is reported."""
+    kind, why = _UNSUPPORTED_IMAGES.get(
+        path.suffix.lower(), ("other_file", "not an image extension: " + " ".join(sorted(IMAGE_EXTENSIONS)))
+    )
+    return f"skipped_{kind}", why
 
 
 def digest_bytes(data: bytes) -> str:

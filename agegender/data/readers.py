@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from agegender.data.images import IMAGE_EXTENSIONS, ImageError, check_image, digest_bytes
+from agegender.data.images import IMAGE_EXTENSIONS, ImageError, check_image, digest_bytes, skipped_file_kind
 from agegender.data.records import MAX_AGE, DataError, FaceRecord, Reading, ReadReport
 
 FORMATS = ("utkface", "competition", "manifest", "images")
@@ -40,9 +40,27 @@ def parse_utkface_name(name: str) -> tuple[int, int, int | None] | None:
     return int(m.group("age")), int(m.group("gender")), int(race) if race is not None else None
 
 
-def _list_images(root: Path, recursive: bool = True) -> list[Path]:
+def _list_images(root: Path, recursive: bool = True, report: ReadReport | None = None) -> list[Path]:
+    """Image files under ``root``; with a ``report``, every other file is noted as skipped (with why)."""
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = sorted(p for p in root.glob(pattern) if p.is_file())
+    images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
+    if report is not None and len(images) < len(files):
+        for p in files:
+            if p.suffix.lower() not in IMAGE_EXTENSIONS:
+                kind, why = skipped_file_kind(p)
+                report.note(kind, str(p.relative_to(root)), why)
+    return images
+
+
+def skipped_files_note(folder: Path, recursive: bool = False) -> str | None:
+    """What a folder read leaves out, as ``note:`` lines for the CLI (None when nothing is skipped)."""
+    report = ReadReport(str(folder), "images")
+    _list_images(folder, recursive, report)
+    if not report.notes:
+        return None
+    skipped = sum(len(v) for v in report.notes.values())
+    return f"note: {folder}: {skipped} files skipped, not read as images:\n" + "\n".join(report.note_lines())
 
 
 def _label_problem(age: object, gender: object) -> str | None:
@@ -139,7 +157,7 @@ def _resolve_duplicates(
 def read_utkface(root: Path, report: ReadReport) -> list[FaceRecord]:
     images = root / "images" if (root / "images").is_dir() else root
     records = []
-    for p in _list_images(images):
+    for p in _list_images(images, report=report):
         parsed = parse_utkface_name(p.name)
         if parsed is None:
             report.add("unparseable_name", p.name)
@@ -260,11 +278,45 @@ def read_competition(root: Path, report: ReadReport, split: str = "train") -> li
     return _records_from_frame(df, _id_resolver(root), report, labelled)
 
 
+def _missing_label_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in ("age", "gender") if c not in df.columns]
+
+
+def _label_columns_hint(df: pd.DataFrame) -> str:
+    columns = ", ".join(map(str, df.columns))
+    return f"labels need both 'age' and 'gender' columns; found: {columns}; the images were read unlabelled"
+
+
+def require_labels(path: str | Path, format: str = "auto") -> None:
+    """Fail in a moment, naming what is missing, when ``path`` cannot hold labels at all (a manifest without
+    ``age``/``gender``, a plain image folder), instead of after reading every image."""
+    path = Path(path)
+    fmt = detect_format(path) if format == "auto" else format
+    if fmt == "manifest":
+        df = read_table(path / MANIFEST_NAME if path.is_dir() else path)
+        if missing := _missing_label_columns(df):
+            cols = " and ".join(repr(c) for c in missing)
+            found = ", ".join(map(str, df.columns))
+            raise DataError(
+                f"{path}: no labelled images: the manifest has no {cols} column (columns found: {found}); "
+                "labels need both 'age' and 'gender'"
+            )
+    elif fmt == "images":
+        raise DataError(
+            f"{path}: no labelled images: read as a plain image folder, which has no labels (labels come from "
+            "UTKFace file names age_gender_race_date.jpg, a competition train.csv, or a CSV manifest with 'age' "
+            "and 'gender' columns; the format utkface forces the UTKFace reading)"
+        )
+
+
 def read_manifest(csv: Path, report: ReadReport) -> list[FaceRecord]:
     df = read_table(csv)
     if "path" not in df.columns:
         raise DataError(f"{csv}: a manifest needs a 'path' column (columns: {list(df.columns)})")
-    labelled = {"age", "gender"} <= set(df.columns)
+    missing = _missing_label_columns(df)
+    labelled = not missing
+    if missing:
+        report.note("missing_label_column", " and ".join(missing), _label_columns_hint(df))
     base = csv.parent
 
     def resolve(row: dict) -> Path | None:
@@ -275,11 +327,11 @@ def read_manifest(csv: Path, report: ReadReport) -> list[FaceRecord]:
     return _records_from_frame(df, resolve, report, labelled)
 
 
-def read_images(paths: Iterable[Path], recursive: bool = True) -> list[FaceRecord]:
+def read_images(paths: Iterable[Path], recursive: bool = True, report: ReadReport | None = None) -> list[FaceRecord]:
     out = []
     for p in paths:
         if p.is_dir():
-            out.extend(FaceRecord(q) for q in _list_images(p, recursive))
+            out.extend(FaceRecord(q) for q in _list_images(p, recursive, report))
         else:
             out.append(FaceRecord(p))
     return out
@@ -331,7 +383,7 @@ def read_dataset(
     elif fmt == "manifest":
         records = read_manifest(path / MANIFEST_NAME if path.is_dir() else path, report)
     else:
-        records = read_images([path])
+        records = read_images([path], report=report)
     report.rows = len(records) + report.n_problems
     records = _validate_files(records, report, check_images, progress)
     records, groups = _resolve_duplicates(records, report, duplicates)

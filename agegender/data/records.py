@@ -6,12 +6,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agegender.errors import AgeGenderError
+
 GENDER_NAMES = {0: "male", 1: "female"}
 RACE_NAMES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}
 MAX_AGE = 120
 
 
-class DataError(ValueError):
+class DataError(AgeGenderError, ValueError):
     """A data problem that stops the run (strict mode or nothing usable): its message is for users."""
 
 
@@ -40,13 +42,17 @@ class ReadReport:
     rows: int = 0
     problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     notes: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    hints: dict[str, str] = field(default_factory=dict)  # note kind -> why it happened and what to do
 
     def add(self, kind: str, example: str) -> None:
         self.problems[kind].append(example)
 
-    def note(self, kind: str, example: str) -> None:
-        """Record something irregular that was handled (e.g. an odd file name that still parsed)."""
+    def note(self, kind: str, example: str, hint: str | None = None) -> None:
+        """Record something irregular that was handled (e.g. an odd file name that still parsed, a skipped
+        file); ``hint`` explains the kind once, in the summary."""
         self.notes[kind].append(example)
+        if hint:
+            self.hints[kind] = hint
 
     @property
     def n_problems(self) -> int:
@@ -59,10 +65,15 @@ class ReadReport:
         for kind, items in sorted(self.problems.items()):
             shown = ", ".join(items[:examples]) + (", ..." if len(items) > examples else "")
             lines.append(f"  excluded {len(items)} x {kind}: {shown}")
+        return "\n".join(lines + self.note_lines(examples))
+
+    def note_lines(self, examples: int = 3) -> list[str]:
+        lines = []
         for kind, items in sorted(self.notes.items()):
             shown = ", ".join(items[:examples]) + (", ..." if len(items) > examples else "")
-            lines.append(f"  note {len(items)} x {kind}: {shown}")
-        return "\n".join(lines)
+            hint = f" ({self.hints[kind]})" if kind in self.hints else ""
+            lines.append(f"  note {len(items)} x {kind}: {shown}{hint}")
+        return lines
 
     def to_dict(self, examples: int = 5) -> dict:
         return {
@@ -70,7 +81,10 @@ class ReadReport:
             "format": self.format,
             "rows": self.rows,
             "problems": {k: {"count": len(v), "examples": v[:examples]} for k, v in self.problems.items()},
-            "notes": {k: {"count": len(v), "examples": v[:examples]} for k, v in self.notes.items()},
+            "notes": {
+                k: {"count": len(v), "examples": v[:examples], **({"hint": self.hints[k]} if k in self.hints else {})}
+                for k, v in self.notes.items()
+            },
         }
 
     def raise_if_strict(self, strict: bool) -> None:
@@ -85,3 +99,8 @@ class Reading:
     records: list[FaceRecord]
     report: ReadReport
     duplicate_groups: list[list[FaceRecord]] = field(default_factory=list)
+
+    @property
+    def excluded(self) -> int:
+        """Rows or files read but left out (problems and dropped duplicate copies), so callers can say so."""
+        return self.report.rows - len(self.records)

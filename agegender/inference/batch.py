@@ -7,8 +7,6 @@ import csv
 import glob
 import io
 import json
-import os
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +21,7 @@ from agegender.data.readers import _id_resolver, read_table
 from agegender.data.records import DataError
 from agegender.faces.select import main_face_index
 from agegender.inference.predictor import FaceResult, Predictor
+from agegender.utils.io import atomic_write_text
 
 FALLBACK_AGE = 30.0  # used only where a row must be written but no estimate was possible (reported)
 
@@ -93,7 +92,7 @@ def competition_items(root: str | Path) -> list[Item]:
 def manifest_items(csv_path: str | Path) -> list[Item]:
     df = read_table(Path(csv_path))
     if "path" not in df.columns:
-        raise ValueError(f"{csv_path}: a manifest needs a 'path' column")
+        raise DataError(f"{csv_path}: a manifest needs a 'path' column")
     base = Path(csv_path).parent
     ids = df["id"].astype(str) if "id" in df.columns else [None] * len(df)
     return [Item(Path(p) if Path(p).is_absolute() else base / p, i) for p, i in zip(df["path"], ids, strict=True)]
@@ -157,22 +156,6 @@ def run_predictions(
                     faces[0].message = "no face detected: the whole image was used"
                 yield _file_result(it, faces)
             bar.update(len(loaded))
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written output."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not tempfile.mkstemp: its 0600 mode would survive the rename; 0666 here is reduced by the umask as usual.
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_result(path: str | Path, result: dict, markdown: str) -> None:

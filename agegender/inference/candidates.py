@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agegender.inference.evaluate import evaluate_model
 from agegender.inference.speed import benchmark_speed
-from agegender.models.folder import read_config
+from agegender.models.folder import ModelFolderError, read_config
 from agegender.training.package import trained_on_val
 
 COLUMNS = [
@@ -47,6 +47,8 @@ def _pooled(bands: dict, names: list[str]) -> tuple[float | None, float | None]:
 def candidate_row(run_dir: str | Path, data: str | Path, name: str | None = None, test: bool = True) -> dict:
     """Evaluate a finished run folder (``<run>/model`` + ``<run>/split.json`` + ``<run>/summary.json``)."""
     run = Path(run_dir)
+    if not (run / "summary.json").is_file():
+        raise ModelFolderError(f"{run} is not a finished run folder: {run / 'summary.json'} is missing")
     summary = json.loads((run / "summary.json").read_text())
     model = run / "model"
     config = read_config(model)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from agegender.data.transforms import build_eval_transform
-from agegender.models.folder import DEFAULT_MODEL_DIR, load_model_folder, read_config
+from agegender.models.folder import DEFAULT_MODEL_DIR, ModelFolderError, load_model_folder, read_config
 from agegender.models.model import AgeGenderNet
 
 Predictions = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -72,9 +72,11 @@ def load_net(model: str | Path | None) -> tuple[AgeGenderNet, dict]:
     """Load a model folder (default: the shipped one) or a Lightning checkpoint; returns (net, metadata)."""
     if model is not None and str(model).endswith(".ckpt"):
         from agegender.training.module import AgeGenderModule
+        from agegender.training.train import check_checkpoint
 
         if not Path(model).is_file():
-            raise FileNotFoundError(f"checkpoint {model} does not exist")
+            raise ModelFolderError(f"checkpoint {model} does not exist")
+        check_checkpoint(Path(model))
         module = AgeGenderModule.load_from_checkpoint(str(model), map_location="cpu")
         return module.net.eval(), {"checkpoint": str(model)}
     return load_model_folder(model), read_config(model if model is not None else DEFAULT_MODEL_DIR)

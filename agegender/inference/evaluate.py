@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from agegender.data.dataset import decode_all
-from agegender.data.readers import read_dataset
-from agegender.data.records import DataError
+from agegender.data.readers import read_dataset, require_labels
+from agegender.data.records import DataError, Reading
 from agegender.data.splits import split_records
 from agegender.inference.engine import TorchEngine, load_net, predict_crops
 from agegender.metrics import compute_metrics, compute_slices
@@ -24,7 +25,16 @@ def _default_split_file(model: str | Path | None) -> Path | None:
     return None
 
 
-def evaluate_model(
+@dataclass
+class Evaluation:
+    """Metrics (``result``), per-image predictions for reports, and the reading (what was excluded)."""
+
+    result: dict
+    predictions: dict
+    reading: Reading
+
+
+def run_evaluation(
     model: str | Path | None,
     data: str | Path,
     fmt: str = "auto",
@@ -32,9 +42,10 @@ def evaluate_model(
     split_file: str | Path | None = None,
     batch_size: int = 128,
     tta: bool = False,
-    report_dir: str | Path | None = None,
     progress: bool = True,
-) -> dict:
+) -> Evaluation:
+    """Evaluate without writing anything, so callers decide where (and how safely) outputs go."""
+    require_labels(data, fmt)
     net, meta = load_net(model)
     reading = read_dataset(data, fmt, progress=progress)
     records = [r for r in reading.records if r.labelled]
@@ -63,17 +74,33 @@ def evaluate_model(
         "slices": compute_slices(at, age, gt, gp, [r.race for r in records]),
         "read_report": reading.report.to_dict(),
     }
+    preds = {
+        "age_true": at,
+        "age_pred": age,
+        "age_std": std,
+        "gender_true": gt,
+        "p_female": pf,
+        "race": [r.race for r in records],
+        "paths": [str(r.path) for r in records],
+    }
+    return Evaluation(result, preds, reading)
+
+
+def evaluate_model(
+    model: str | Path | None,
+    data: str | Path,
+    fmt: str = "auto",
+    split: str = "test",
+    split_file: str | Path | None = None,
+    batch_size: int = 128,
+    tta: bool = False,
+    report_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """:func:`run_evaluation`, then the report folder when ``report_dir`` is given; returns the metrics."""
+    ev = run_evaluation(model, data, fmt, split, split_file, batch_size, tta, progress)
     if report_dir is not None:
         from agegender.inference.report import write_report
 
-        preds = {
-            "age_true": at,
-            "age_pred": age,
-            "age_std": std,
-            "gender_true": gt,
-            "p_female": pf,
-            "race": [r.race for r in records],
-            "paths": [str(r.path) for r in records],
-        }
-        write_report(result, preds, Path(report_dir))
-    return result
+        write_report(ev.result, ev.predictions, Path(report_dir))
+    return ev.result

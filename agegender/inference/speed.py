@@ -23,10 +23,14 @@ def _median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> flo
     return statistics.median(times)
 
 
-def _sample_photo() -> np.ndarray:
-    from skimage import data
+#: The photo the package ships (so a plain install, without scikit-image, can run the benchmark).
+SAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "serving" / "examples" / "astronaut.jpg"
 
-    return data.astronaut()
+
+def _sample_photo() -> np.ndarray:
+    from agegender.data.images import load_image
+
+    return load_image(SAMPLE_PHOTO)
 
 
 def benchmark_speed(

@@ -1,11 +1,21 @@
-"""Built-in backbones. Each is one registered function returning pooled features and its normalisation."""
+"""Built-in backbones. Each is one registered function returning pooled features and its normalisation.
+
+Factories take only ``pretrained`` (their reference weights); a ``model.pretrained_path`` file is loaded for
+every backbone alike by :func:`agegender.models.registry.create_backbone`.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from agegender.models.registry import Backbone, WeightsError, register_backbone, resolve_weights_file
+from agegender.models.registry import (
+    Backbone,
+    WeightsError,
+    load_backbone_weights,
+    register_backbone,
+    resolve_weights_file,
+)
 
 
 class ScratchCNN(nn.Module):
@@ -36,7 +46,7 @@ class ScratchCNN(nn.Module):
 
 
 @register_backbone("scratch_cnn")
-def scratch_cnn(pretrained: bool = False, pretrained_path: str | None = None) -> Backbone:
+def scratch_cnn(pretrained: bool = False) -> Backbone:
     if pretrained:
         raise WeightsError("scratch_cnn has no pretrained weights: set model.pretrained=false")
     net = ScratchCNN()
@@ -54,122 +64,118 @@ def _torchvision_weights(builder, weights: str, what: str):
         raise WeightsError(
             f"could not load {what} {weights} weights: not in the cache {cache}/checkpoints and the "
             f"download failed ({type(e).__name__}). Set TORCH_HOME to a folder holding "
-            f"hub/checkpoints/<file>, or use model.pretrained=false."
+            f"hub/checkpoints/<file>, give the file with model.pretrained_path=FILE, or use model.pretrained=false."
         ) from None
 
 
-def _resnet(name: str, pretrained: bool) -> Backbone:
+def _torchvision(name: str, pretrained: bool) -> nn.Module:
     import torchvision.models as tvm
 
     builder = getattr(tvm, name)
-    net = _torchvision_weights(builder, "IMAGENET1K_V1", name) if pretrained else builder(weights=None)
+    return _torchvision_weights(builder, "IMAGENET1K_V1", name) if pretrained else builder(weights=None)
+
+
+def _resnet(name: str, pretrained: bool) -> Backbone:
+    net = _torchvision(name, pretrained)
     n = net.fc.in_features
     net.fc = nn.Identity()
     return Backbone(net, n)
 
 
 @register_backbone("resnet18")
-def resnet18(pretrained: bool = False, pretrained_path: str | None = None) -> Backbone:
+def resnet18(pretrained: bool = False) -> Backbone:
     return _resnet("resnet18", pretrained)
 
 
 @register_backbone("resnet34")
-def resnet34(pretrained: bool = False, pretrained_path: str | None = None) -> Backbone:
+def resnet34(pretrained: bool = False) -> Backbone:
     return _resnet("resnet34", pretrained)
 
 
 @register_backbone("resnet50")
-def resnet50(pretrained: bool = False, pretrained_path: str | None = None) -> Backbone:
+def resnet50(pretrained: bool = False) -> Backbone:
     return _resnet("resnet50", pretrained)
 
 
 @register_backbone("mobilenet_v2")
-def mobilenet_v2(pretrained: bool = False, pretrained_path: str | None = None) -> Backbone:
-    import torchvision.models as tvm
-
-    net = (
-        _torchvision_weights(tvm.mobilenet_v2, "IMAGENET1K_V1", "mobilenet_v2")
-        if pretrained
-        else tvm.mobilenet_v2(weights=None)
-    )
+def mobilenet_v2(pretrained: bool = False) -> Backbone:
+    net = _torchvision("mobilenet_v2", pretrained)
     n = net.classifier[-1].in_features
     net.classifier = nn.Identity()
     return Backbone(net, n, default_size=128)
 
 
-def _timm(name: str, pretrained: bool, pretrained_path: str | None, **extra) -> nn.Module:
+def _timm(name: str, pretrained: bool) -> nn.Module:
     import timm
 
-    if pretrained and not pretrained_path:
+    if pretrained:
         try:
-            return timm.create_model(name, pretrained=True, num_classes=0, **extra)
+            return timm.create_model(name, pretrained=True, num_classes=0)
         except Exception as e:
             raise WeightsError(
                 f"could not load pretrained {name} weights through timm/Hugging Face Hub "
                 f"({type(e).__name__}). Give a local file with model.pretrained_path=FILE or use "
                 f"model.pretrained=false."
             ) from None
-    net = timm.create_model(name, pretrained=False, num_classes=0, **extra)
-    if pretrained_path:
-        path = resolve_weights_file(pretrained_path, "", name)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith(("classifier.", "fc."))}
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if unexpected or [m for m in missing if not m.startswith("classifier")]:
-            raise WeightsError(f"{path} does not fit {name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return net
+    return timm.create_model(name, pretrained=False, num_classes=0)
 
 
-def _efficientnet(name: str, pretrained: bool, pretrained_path: str | None) -> Backbone:
-    net = _timm(name, pretrained, pretrained_path)
+def _efficientnet(name: str, pretrained: bool) -> Backbone:
+    net = _timm(name, pretrained)
     size = {"efficientnet_b0": 224, "efficientnet_b1": 240, "efficientnet_b2": 260, "efficientnet_b3": 300}
     return Backbone(net, net.num_features, default_size=size.get(name, 384), attention=True)
 
 
 @register_backbone("efficientnet_b0")
-def efficientnet_b0(pretrained: bool = False, pretrained_path: str | None = None) -> Backbone:
-    return _efficientnet("efficientnet_b0", pretrained, pretrained_path)
+def efficientnet_b0(pretrained: bool = False) -> Backbone:
+    return _efficientnet("efficientnet_b0", pretrained)
 
 
 @register_backbone("efficientnet_b1")
-def efficientnet_b1(pretrained: bool = False, pretrained_path: str | None = None) -> Backbone:
-    return _efficientnet("efficientnet_b1", pretrained, pretrained_path)
+def efficientnet_b1(pretrained: bool = False) -> Backbone:
+    return _efficientnet("efficientnet_b1", pretrained)
 
 
 @register_backbone("efficientnet_b2")
-def efficientnet_b2(pretrained: bool = False, pretrained_path: str | None = None) -> Backbone:
-    return _efficientnet("efficientnet_b2", pretrained, pretrained_path)
+def efficientnet_b2(pretrained: bool = False) -> Backbone:
+    return _efficientnet("efficientnet_b2", pretrained)
 
 
 @register_backbone("efficientnet_b3")
-def efficientnet_b3(pretrained: bool = False, pretrained_path: str | None = None) -> Backbone:
-    return _efficientnet("efficientnet_b3", pretrained, pretrained_path)
+def efficientnet_b3(pretrained: bool = False) -> Backbone:
+    return _efficientnet("efficientnet_b3", pretrained)
 
 
 @register_backbone("efficientnet_b4")
-def efficientnet_b4(pretrained: bool = False, pretrained_path: str | None = None) -> Backbone:
-    return _efficientnet("efficientnet_b4", pretrained, pretrained_path)
+def efficientnet_b4(pretrained: bool = False) -> Backbone:
+    return _efficientnet("efficientnet_b4", pretrained)
 
 
 LITE0_FILE = "efficientnet_lite0/efficientnet-lite0-57934424.pth"
 
 
-@register_backbone("efficientnet_lite0")
-def efficientnet_lite0(pretrained: bool = False, pretrained_path: str | None = None) -> Backbone:
-    """timm's Lite0; the local ImageNet file (lukemelas-style keys) loads by position, shapes checked."""
+def _lite0_weights(state: dict, module: nn.Module) -> dict:
+    """The local ImageNet file has lukemelas-style keys (``_conv_stem``...): map it by position, shapes checked.
+    A file saved from this very module (timm keys) passes unchanged."""
+    dst = module.state_dict()
+    if set(dst) <= set(state):
+        return state
+    src = [v for k, v in state.items() if not k.startswith("_fc.")]
+    if len(src) != len(dst) or any(a.shape != b.shape for a, b in zip(src, dst.values(), strict=True)):
+        raise WeightsError("the weights file does not match efficientnet_lite0 tensor by tensor")
+    return dict(zip(dst.keys(), src, strict=True))
+
+
+@register_backbone("efficientnet_lite0", adapt_weights=_lite0_weights)
+def efficientnet_lite0(pretrained: bool = False) -> Backbone:
+    """timm's Lite0; its ImageNet weights are a local file ($AGEGENDER_WEIGHTS_DIR/efficientnet_lite0/)."""
     import timm
 
     net = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0)
-    if pretrained or pretrained_path:
-        path = resolve_weights_file(pretrained_path, LITE0_FILE, "EfficientNet-Lite0")
-        src = [
-            v for k, v in torch.load(path, map_location="cpu", weights_only=True).items() if not k.startswith("_fc.")
-        ]
-        dst = net.state_dict()
-        if len(src) != len(dst) or any(a.shape != b.shape for a, b in zip(src, dst.values(), strict=True)):
-            raise WeightsError(f"{path} does not match efficientnet_lite0 tensor by tensor")
-        net.load_state_dict(dict(zip(dst.keys(), src, strict=True)))
-    return Backbone(net, net.num_features, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), default_size=128)
+    bb = Backbone(net, net.num_features, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), default_size=128)
+    if pretrained:
+        load_backbone_weights(bb, resolve_weights_file(None, LITE0_FILE, "EfficientNet-Lite0"), "efficientnet_lite0")
+    return bb
 
 
 MOBILEFACENET_FILE = "mobilefacenet_casia/mobilefacenet_casia_068.ckpt"
@@ -184,25 +190,24 @@ class _PooledMobileFaceNet(nn.Module):
         return self.net.pooled_features(x)
 
 
-@register_backbone("mobilefacenet")
-def mobilefacenet(pretrained: bool = False, pretrained_path: str | None = None) -> Backbone:
-    """Face-recognition pretrained MobileFaceNet (CASIA-WebFace); features pooled from its 512-ch map."""
-    from agegender.models.mobilefacenet import (
-        MOBILEFACENET_MEAN,
-        MOBILEFACENET_STD,
-        MobileFaceNet,
-        load_mobilefacenet_casia,
-    )
+def _mobilefacenet_weights(state: dict, module: nn.Module) -> dict:
+    """The CASIA-WebFace checkpoint holds MobileFaceNet's own keys; the backbone wraps it as ``net``."""
+    return state if all(k.startswith("net.") for k in state) else {f"net.{k}": v for k, v in state.items()}
 
-    net = MobileFaceNet()
-    if pretrained or pretrained_path:
-        path = resolve_weights_file(pretrained_path, MOBILEFACENET_FILE, "MobileFaceNet")
-        net.load_state_dict(load_mobilefacenet_casia(path))
-    return Backbone(
-        _PooledMobileFaceNet(net),
+
+@register_backbone("mobilefacenet", adapt_weights=_mobilefacenet_weights)
+def mobilefacenet(pretrained: bool = False) -> Backbone:
+    """Face-recognition pretrained MobileFaceNet (CASIA-WebFace); features pooled from its 512-ch map."""
+    from agegender.models.mobilefacenet import MOBILEFACENET_MEAN, MOBILEFACENET_STD, MobileFaceNet
+
+    bb = Backbone(
+        _PooledMobileFaceNet(MobileFaceNet()),
         512,
         MOBILEFACENET_MEAN,
         MOBILEFACENET_STD,
         default_size=112,
         pretrained_on="face recognition on CASIA-WebFace (itself licensed for non-commercial research)",
     )
+    if pretrained:
+        load_backbone_weights(bb, resolve_weights_file(None, MOBILEFACENET_FILE, "MobileFaceNet"), "mobilefacenet")
+    return bb

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from agegender.errors import AgeGenderError
 from agegender.models.model import AgeGenderNet, ModelConfig, build_model
 
 FORMAT_VERSION = 1
@@ -21,7 +22,7 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 CROP_CONVENTION = "utkface_chip_200"
 
 
-class ModelFolderError(FileNotFoundError):
+class ModelFolderError(AgeGenderError, FileNotFoundError):
     """A model folder that is missing or incomplete; the message says what is missing."""
 
 
@@ -63,7 +64,10 @@ def read_config(folder: str | Path) -> dict:
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
         raise ModelFolderError(f"{folder} is not a model folder: {cfg_path.name} is missing")
-    return json.loads(cfg_path.read_text())
+    try:
+        return json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFolderError(f"{cfg_path} is not valid JSON ({e}): the model folder is damaged") from None
 
 
 def load_model_folder(folder: str | Path | None = None, device: str | torch.device = "cpu") -> AgeGenderNet:

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agegender.errors import ConfigError
+
 AGE_SCALE = 100.0  # regression targets are age / 100 so the output sits near [0, 1]
 
 
@@ -77,7 +79,7 @@ class GenderHead(nn.Module):
     def __init__(self, in_features: int, hidden: int, dropout: float, kind: str = "bce", layers: int = 1):
         super().__init__()
         if kind not in ("bce", "ce"):
-            raise ValueError(f"gender head must be 'bce' or 'ce', got {kind!r}")
+            raise ConfigError(f"gender head must be 'bce' or 'ce', got {kind!r}")
         self.kind = kind
         self.body, width = mlp(in_features, hidden, dropout, layers)
         self.out = nn.Linear(width, 1 if kind == "bce" else 2)

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agegender.errors import ConfigError
 from agegender.models.heads import AGE_SCALE, gaussian_age_distribution
 
 _REGRESSION_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "smooth_l1": F.smooth_l1_loss}
@@ -32,13 +33,13 @@ class AgeGenderLoss(nn.Module):
     ) -> None:
         super().__init__()
         if age_head not in ("distribution", "regression"):
-            raise ValueError(f"age_head must be 'distribution' or 'regression', got {age_head!r}")
+            raise ConfigError(f"age_head must be 'distribution' or 'regression', got {age_head!r}")
         if gender_head not in ("bce", "ce"):
-            raise ValueError(f"gender_head must be 'bce' or 'ce', got {gender_head!r}")
+            raise ConfigError(f"gender_head must be 'bce' or 'ce', got {gender_head!r}")
         if age_loss not in _REGRESSION_LOSSES:
-            raise ValueError(f"age_loss must be one of {sorted(_REGRESSION_LOSSES)}, got {age_loss!r}")
+            raise ConfigError(f"age_loss must be one of {sorted(_REGRESSION_LOSSES)}, got {age_loss!r}")
         if weighting not in ("fixed", "uncertainty"):
-            raise ValueError(f"weighting must be 'fixed' or 'uncertainty', got {weighting!r}")
+            raise ConfigError(f"weighting must be 'fixed' or 'uncertainty', got {weighting!r}")
         self.age_head, self.gender_head = age_head, gender_head
         self.age_loss, self.sigma, self.num_bins = age_loss, sigma, num_bins
         self.weighting = weighting

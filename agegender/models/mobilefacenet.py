@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from agegender.models.registry import WeightsError, WeightsNotFoundError
+
 __all__ = [
     "MOBILEFACENET_BOTTLENECK_SETTING",
     "MOBILEFACENET_INPUT_SIZE",
@@ -183,14 +185,14 @@ def load_mobilefacenet_casia(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise WeightsNotFoundError(
             f"MobileFaceNet checkpoint not found: {path}. Set model.pretrained_path to the file, or "
             "AGEGENDER_WEIGHTS_DIR to the folder holding mobilefacenet_casia/mobilefacenet_casia_068.ckpt "
             "(the shared assets ship it as ../shared/weights/mobilefacenet_casia/)."
         )
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict):
-        raise ValueError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
+        raise WeightsError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
     state = ckpt.get("net_state_dict", ckpt)
     # Checkpoints saved from nn.DataParallel prefix every key with "module.".
     return {k.removeprefix("module."): v for k, v in state.items()}

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from agegender.errors import ConfigError
 from agegender.models.heads import AgeDistributionHead, AgeRegressionHead, FeatureAttention, GenderHead
 from agegender.models.registry import create_backbone
 
@@ -55,7 +56,7 @@ class AgeGenderNet(nn.Module):
         elif cfg.age_head == "regression":
             self.age_head = AgeRegressionHead(bb.num_features, cfg.hidden, cfg.dropout, cfg.head_layers)
         else:
-            raise ValueError(f"age head must be 'distribution' or 'regression', got {cfg.age_head!r}")
+            raise ConfigError(f"age head must be 'distribution' or 'regression', got {cfg.age_head!r}")
         self.gender_head = GenderHead(bb.num_features, cfg.hidden, cfg.dropout, cfg.gender_head, cfg.head_layers)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

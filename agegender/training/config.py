@@ -15,12 +15,13 @@ import yaml
 
 from agegender.data.records import DataError
 from agegender.data.transforms import AugmentConfig
+from agegender.errors import ConfigError
 from agegender.models.model import ModelConfig
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
 
-class RecipeError(ValueError):
+class RecipeError(ConfigError):
     """A recipe or override that does not fit the schema; the message names the key and suggests fixes."""
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from agegender.errors import ConfigError
+
 HEAD_MODULES = ("neck", "age_head", "gender_head")
 
 
@@ -15,7 +17,7 @@ def _prefixes(net: nn.Module, spec: str) -> list[str]:
         if any(n.startswith(cand) for n in names):
             return [cand]
     children = ", ".join(n for n, _ in net.backbone.named_children())
-    raise ValueError(f"trainable stage {spec!r} matches no parameters; backbone stages: {children}, or 'head'")
+    raise ConfigError(f"trainable stage {spec!r} matches no parameters; backbone stages: {children}, or 'head'")
 
 
 def apply_trainable(net: nn.Module, specs: list[str]) -> int:

@@ -10,6 +10,8 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities import rank_zero_only
 
+from agegender.errors import ConfigError
+
 
 class TrackioLogger(Logger):
     """Logs metrics to TrackIO's local store (``$TRACKIO_DIR``, default ``<run>/trackio``); no account."""
@@ -85,5 +87,5 @@ def build_loggers(names: list[str], out_dir: Path, run_name: str) -> list[Logger
         elif n == "trackio":
             loggers.append(TrackioLogger("agegender", run_name, out_dir / "trackio"))
         else:
-            raise ValueError(f"unknown logger {n!r}: choose from {', '.join(LOGGERS)}")
+            raise ConfigError(f"unknown logger {n!r}: choose from {', '.join(LOGGERS)}")
     return loggers

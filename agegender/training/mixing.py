@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from agegender.errors import ConfigError
+
 
 def mix_batch(
     x: torch.Tensor,
@@ -35,7 +37,7 @@ def mix_batch(
         x[..., y0:y1, x0:x1] = x[perm][..., y0:y1, x0:x1]
         lam = 1 - float((y1 - y0) * (x1 - x0)) / (h * w)
     else:
-        raise ValueError(f"unknown mix mode {mode!r}")
+        raise ConfigError(f"unknown mix mode {mode!r}")
     age = lam * age + (1 - lam) * age[perm]
     gender = lam * gender + (1 - lam) * gender[perm]
     if age_dist is not None:

@@ -11,6 +11,7 @@ from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, MulticlassF1Score
 
+from agegender.errors import ConfigError
 from agegender.metrics import age_score, harmonic_mean
 from agegender.models.losses import AgeGenderLoss
 from agegender.models.model import ModelConfig, build_model
@@ -170,7 +171,7 @@ class AgeGenderModule(L.LightningModule):
             )
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/loss"}}
         if oc.scheduler != "cosine":
-            raise ValueError(f"scheduler must be cosine, plateau or none, got {oc.scheduler!r}")
+            raise ConfigError(f"scheduler must be cosine, plateau or none, got {oc.scheduler!r}")
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warm = int(total * oc.warmup_epochs / max(1, self.trainer.max_epochs))
 

@@ -10,7 +10,8 @@ from agegender.inference.batch import atomic_write_text
 from agegender.inference.evaluate import evaluate_model
 from agegender.inference.onnx import ONNX_FILE, export_onnx
 from agegender.metrics import format_metrics
-from agegender.models.folder import load_model_folder, read_config
+from agegender.models.folder import ModelFolderError, load_model_folder, read_config
+from agegender.utils.io import ensure_writable
 
 CARD_TEMPLATE = """# Model card: {name}
 
@@ -61,6 +62,10 @@ def _init_note(recipe: dict) -> str:
         return ""
     if not (m.get("pretrained") or m.get("pretrained_path")):
         return "Trained from random initialisation."
+    if m.get("pretrained_path"):  # any file the user chose: say which, not what the reference weights were
+        return (
+            f"Backbone initialised from the weights file `{Path(m['pretrained_path']).name}` (model.pretrained_path)."
+        )
     source = create_backbone(m["backbone"], False).pretrained_on
     return f"Backbone initialised from weights pretrained on {source or 'unknown data'}."
 
@@ -123,6 +128,12 @@ def package_run(
 ) -> dict:
     """Copy ``<run>/model`` to ``out_dir``, add ONNX, split.json, test metrics and MODEL_CARD.md."""
     run, out = Path(run_dir), Path(out_dir)
+    read_config(run / "model")  # a clear error when run is not a finished run folder
+    if not (run / "split.json").is_file():
+        raise ModelFolderError(f"{run} is not a finished run folder: {run / 'split.json'} is missing")
+    ensure_writable(out, kind="dir")
+    if report_dir is not None:
+        ensure_writable(report_dir, kind="dir")
     out.mkdir(parents=True, exist_ok=True)
     for f in ("model.safetensors", "config.json"):
         shutil.copy2(run / "model" / f, out / f)

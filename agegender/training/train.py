@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import lightning as L
@@ -13,11 +14,14 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 
+from agegender.data.readers import require_labels
+from agegender.errors import AgeGenderError
 from agegender.models.folder import load_init_weights, save_model_folder
 from agegender.training.config import Recipe, RecipeError
 from agegender.training.datamodule import AgeGenderDataModule
 from agegender.training.loggers import build_loggers
 from agegender.training.module import AgeGenderModule
+from agegender.utils.io import ensure_writable
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -43,6 +47,38 @@ def last_checkpoint(out_dir: Path) -> Path | None:
     return p if p.is_file() else None
 
 
+class CheckpointError(AgeGenderError):
+    """A checkpoint file that cannot be read (empty, truncated or corrupt); the message says what to do."""
+
+
+def check_checkpoint(path: Path) -> None:
+    """Fail with the file's name and a way out when ``path`` is not a complete checkpoint.
+
+    Checkpoints are zip archives (torch.save); a run killed while writing leaves an empty or truncated file,
+    which torch would report as a bare EOFError or "failed finding central directory". Cheap: the central
+    directory is read and every member's CRC checked, without unpickling anything.
+    """
+    problem = None
+    try:
+        if path.stat().st_size == 0:
+            problem = "it is empty (0 bytes)"
+        elif not zipfile.is_zipfile(path):
+            problem = "it is truncated or not a checkpoint"
+        else:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            problem = f"its member {bad} is corrupt" if bad else None
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        problem = f"it cannot be read ({e})"
+    if problem:
+        others = sorted(p.name for p in path.parent.glob("*.ckpt") if p != path)
+        other = f", or copy one of {', '.join(others)} over it to resume from there" if others else ""
+        raise CheckpointError(
+            f"checkpoint {path} is broken: {problem} (probably the run was stopped while saving it). "
+            f"Delete it (train --resume then starts from scratch){other}."
+        )
+
+
 @rank_zero_only
 def _keep_previous_metrics(log_dir: Path) -> None:
     """Lightning's CSV logger deletes an existing metrics.csv: on resume keep it as metrics.partN.csv."""
@@ -62,7 +98,12 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
     tc = recipe.train
     if recipe.data.train_on_val and tc.early_stopping:
         raise RecipeError("data.train_on_val trains on the validation split, so it cannot also stop early on it")
-    out_dir = recipe.output_dir
+    sources = recipe.data.source_list()
+    if not sources:
+        raise RecipeError("no training data: give --data PATH (or data.path=PATH, or data.sources)")
+    out_dir = ensure_writable(recipe.output_dir, kind="dir")
+    for src in sources:  # fail on a missing label column now, not after reading the other datasets
+        require_labels(src.path, src.format)
     out_dir.mkdir(parents=True, exist_ok=True)
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -71,6 +112,7 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
     if resume and ckpt_path is None:
         print(f"--resume: no checkpoint in {out_dir / 'checkpoints'}, starting from scratch", file=sys.stderr)
     if ckpt_path is not None:
+        check_checkpoint(ckpt_path)
         _keep_previous_metrics(out_dir / "logs")
     (out_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
 

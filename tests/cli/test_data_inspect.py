@@ -93,3 +93,37 @@ def test_inspect_real_utkface(shared_dir: Path, tmp_path: Path, capsys: pytest.C
     assert info["duplicate_groups"] > 300
     assert info["usable"] > 20000
     assert "note 4 x irregular_name" in out
+
+
+def test_inspect_json_unwritable_fails_before_reading(
+    tiny_utkface, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agegender.data.inspect as inspect
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    monkeypatch.setattr(inspect, "inspect_dataset", lambda *a: pytest.fail("read the data before checking --json"))
+    assert main(["data", "inspect", str(tiny_utkface.root), "--json", str(a_file / "r.json")]) == 2
+    assert capsys.readouterr().err == f"error: cannot write {a_file / 'r.json'}: {a_file} is a file, not a folder\n"
+
+
+def test_inspect_names_a_missing_label_column(tmp_path: Path, make_jpeg, capsys) -> None:
+    # It used to say "no problems found, labelled: 0" without a word about the missing column.
+    for i in range(3):
+        make_jpeg(tmp_path / f"{i}.jpg", i)
+    (tmp_path / "m.csv").write_text("path,age,race\n0.jpg,30,1\n1.jpg,40,2\n2.jpg,50,0\n")
+    assert main(["data", "inspect", str(tmp_path / "m.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "note 1 x missing_label_column: gender (labels need both 'age' and 'gender' columns" in out
+    assert "found: path, age, race; the images were read unlabelled)" in out
+    assert "usable images: 3 (labelled: 0)" in out
+
+
+def test_inspect_counts_the_files_a_folder_skips(tmp_path: Path, make_jpeg, capsys) -> None:
+    make_jpeg(tmp_path / "a.jpg", 1)
+    (tmp_path / "b.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (tmp_path / "c.txt").write_text("x")
+    assert main(["data", "inspect", str(tmp_path), "--format", "images"]) == 0
+    out = capsys.readouterr().out
+    assert "note 1 x skipped_heic: b.heic (HEIC/HEIF is not supported" in out
+    assert "note 1 x skipped_other_file: c.txt (not an image extension" in out

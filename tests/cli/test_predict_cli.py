@@ -252,3 +252,54 @@ def test_benchmark_speed(model_dir: Path, tmp_path: Path, capsys) -> None:
     assert f"Speed on {os.cpu_count()} CPU cores" in md
     assert "| torch |" in md and "| onnx |" in md
     assert not (model_dir / "model.onnx").exists()  # the benchmark does not write into the model folder
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "a_folder"])
+def test_predict_refuses_an_unwritable_output_before_predicting(
+    where: str, model_dir: Path, photos: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It used to run every prediction, then die with a traceback and exit 1, with nothing saved.
+    import agegender.inference.batch as batch
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    target = a_file / "out.csv" if where == "under_a_file" else tmp_path
+    monkeypatch.setattr(batch, "run_predictions", lambda *a, **k: pytest.fail("predicted before checking -o"))
+    code, out, err = _run(["predict", str(photos), "--model", str(model_dir), "-o", str(target), "-q"], capsys)
+    assert code == 2
+    assert err.startswith(f"error: cannot write {target}: ") and len(err.strip().splitlines()) == 1
+
+
+def test_predict_keeps_the_results_when_the_final_write_fails(
+    model_dir: Path, photos: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agegender.utils.io as io_utils
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    target = a_file / "out.csv"
+    monkeypatch.setattr(io_utils, "ensure_writable", lambda path, kind="file": Path(path))  # it breaks later
+    code, out, err = _run(
+        ["predict", str(photos), "--model", str(model_dir), "--format", "csv", "-o", str(target), "-q"], capsys
+    )
+    assert code == 3
+    _no_traceback(err)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: could not write {target} (") and "the results were kept in " in last
+    kept = Path(last.rsplit("the results were kept in ", 1)[1])
+    rows = list(csv.DictReader(io.StringIO(kept.read_text())))
+    assert [Path(r["path"]).name for r in rows] == ["astronaut.png", "mirrored.png"]
+    assert "wrote" not in out
+
+
+def test_predict_says_which_files_a_folder_skips(model_dir: Path, photos: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "astronaut.png").write_bytes((photos / "astronaut.png").read_bytes())
+    (folder / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (folder / "IMG_0002.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    code, out, err = _run(["predict", str(folder), "--model", str(model_dir), "-q"], capsys)
+    assert code == 0
+    assert f"note: {folder}: 2 files skipped, not read as images" in err
+    assert "2 x skipped_heic: IMG_0001.HEIC, IMG_0002.heic (HEIC/HEIF is not supported" in err
+    assert err.strip().splitlines()[-1].startswith("1 files: 1 ok")

@@ -398,3 +398,46 @@ def test_check_images_off_skips_decoding(tmp_path: Path, make_jpeg: MakeJpeg) ->
     reading = read_dataset(tmp_path, check_images=False)
     assert sorted(r.path.name for r in reading.records) == ["good.jpg", "junk.jpg"]
     assert list(reading.report.problems) == ["empty_image"]
+
+
+# ---------------------------------------------------------------- what folder reads skip, labels that cannot exist
+
+
+def test_folder_reads_report_the_files_they_skip(tmp_path: Path, make_jpeg: MakeJpeg, tiny_utkface) -> None:
+    # Files with other extensions (an iPhone's .heic) used to be left out without a word.
+    make_jpeg(tmp_path / "a.jpg", seed=1)
+    for name in ("IMG_1.HEIC", "sub/IMG_2.heif", "shot.jxl", "notes.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    report = read_dataset(tmp_path).report
+    assert report.notes["skipped_heic"] == ["IMG_1.HEIC", "sub/IMG_2.heif"]
+    assert report.notes["skipped_jpeg_xl"] == ["shot.jxl"] and report.notes["skipped_other_file"] == ["notes.txt"]
+    summary = report.summary()
+    assert "note 2 x skipped_heic: IMG_1.HEIC, sub/IMG_2.heif (HEIC/HEIF is not supported" in summary
+    assert report.to_dict()["notes"]["skipped_heic"]["hint"].endswith("convert to JPEG or PNG")
+    utk = read_dataset(tiny_utkface.root).report  # the UTKFace reader lists its folder the same way
+    assert utk.notes["skipped_other_file"] == ["README.txt"]
+
+
+@pytest.mark.skipif(".avif" not in images_mod.IMAGE_EXTENSIONS, reason="this Pillow has no AVIF support")
+def test_avif_is_read_where_pillow_supports_it(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.full((16, 16, 3), 90, dtype=np.uint8)).save(tmp_path / "a.avif")
+    reading = read_dataset(tmp_path)
+    assert [r.path.name for r in reading.records] == ["a.avif"] and not reading.report.notes
+
+
+def test_require_labels_names_what_is_missing(tmp_path: Path, make_jpeg: MakeJpeg) -> None:
+    from agegender.data.readers import require_labels
+
+    make_jpeg(tmp_path / "a.jpg", seed=1)
+    (tmp_path / "both.csv").write_text("path,age,gender\na.jpg,3,1\n")
+    require_labels(tmp_path / "both.csv")
+    (tmp_path / "none.csv").write_text("path,id\na.jpg,1\n")
+    with pytest.raises(DataError, match=r"no 'age' and 'gender' column \(columns found: path, id\)"):
+        require_labels(tmp_path / "none.csv")
+    with pytest.raises(DataError, match="read as a plain image folder, which has no labels"):
+        require_labels(tmp_path)
+    report = read_dataset(tmp_path / "none.csv").report  # inspect still reads it, with a note
+    assert report.notes["missing_label_column"] == ["age and gender"]

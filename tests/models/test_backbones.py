@@ -221,3 +221,46 @@ def test_mobilenet_v2_loads_from_shared_torch_home(shared_dir: Path, monkeypatch
     src = torch.load(ckpt, map_location="cpu", weights_only=True)
     torch.testing.assert_close(bb.module.features[0][0].weight, src["features.0.0.weight"])
     assert bb.num_features == 1280
+
+
+# --- model.pretrained_path: honoured for every backbone, in one place ------------------------------------------
+
+#: EfficientNet-B1..B4 are B0 scaled up (same timm code path, tested through B0); building, saving and loading
+#: each costs seconds on 2 cores, so they are left out of the per-backbone round trip.
+SLOW_SIZES = {"efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4"}
+
+
+@pytest.mark.parametrize("backbone", sorted(set(list_backbones()) - SLOW_SIZES))
+def test_pretrained_path_is_loaded_for_every_backbone(backbone: str, tmp_path: Path):
+    # resnet* and mobilenet_v2 used to ignore the path: a random network, and a model card saying "ImageNet".
+    torch.manual_seed(1)
+    saved = create_backbone(backbone).module.state_dict()
+    path = tmp_path / f"{backbone}.pth"
+    torch.save(saved, path)
+    torch.manual_seed(2)  # a different random init: only loading the file can make them equal
+    loaded = create_backbone(backbone, pretrained_path=str(path)).module.state_dict()
+    assert loaded.keys() == saved.keys()
+    assert all(torch.equal(loaded[k], v) for k, v in saved.items())
+    with pytest.raises(WeightsError) as e:
+        create_backbone(backbone, pretrained_path=str(tmp_path / "missing.pth"))
+    assert str(tmp_path / "missing.pth") in str(e.value) and "model.pretrained_path" in str(e.value)
+
+
+def test_pretrained_path_that_does_not_fit_is_an_error(tmp_path: Path):
+    path = tmp_path / "resnet18.pth"
+    torch.save({**create_backbone("resnet18").module.state_dict(), "fc.weight": torch.zeros(1000, 512)}, path)
+    create_backbone("resnet18", pretrained_path=str(path))  # an ImageNet head is dropped, as in torchvision files
+    with pytest.raises(WeightsError, match=r"resnet18.pth does not fit resnet34: missing \['layer1.2"):
+        create_backbone("resnet34", pretrained_path=str(path))
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="junk.pth is not a readable weights file"):
+        create_backbone("resnet18", pretrained_path=str(tmp_path / "junk.pth"))
+
+
+def test_damaged_model_folder_config_is_a_user_error(tmp_path: Path):
+    from agegender.errors import AgeGenderError
+    from agegender.models.folder import read_config
+
+    (tmp_path / "config.json").write_text('{"model": ')
+    with pytest.raises(AgeGenderError, match="config.json is not valid JSON"):
+        read_config(tmp_path)

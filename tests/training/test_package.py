@@ -22,3 +22,9 @@ def test_refit_note_only_for_runs_trained_on_val():
     assert _refit_note({"data": {"train_on_val": False}}) == ""
     assert _refit_note({}) == ""
     assert "no held-out validation figure" in _refit_note({"data": {"train_on_val": True}})
+
+
+def test_init_note_names_a_chosen_weights_file():
+    # model.pretrained_path is honoured for every backbone: the card names the file, not ImageNet
+    note = _init_note({"model": {"backbone": "resnet18", "pretrained": True, "pretrained_path": "/w/my_faces.pth"}})
+    assert "`my_faces.pth`" in note and "ImageNet" not in note

@@ -1,0 +1,81 @@
+"""``agegender evaluate``: what was excluded is said, missing label columns are named, outputs are checked first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agegender.cli.main import main
+from agegender.models.folder import save_model_folder
+from agegender.models.model import ModelConfig, build_model
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_model_folder(
+        build_model(ModelConfig(backbone="scratch_cnn", input_size=32)), tmp_path_factory.mktemp("ev") / "model"
+    )
+
+
+@pytest.fixture
+def mixed_csv(tmp_path: Path, make_jpeg) -> Path:
+    """6 usable rows and 3 that must be excluded (bad age, bad gender, missing file)."""
+    rows = ["path,age,gender"]
+    for i in range(6):
+        make_jpeg(tmp_path / f"{i}.jpg", i)
+        rows.append(f"{i}.jpg,{20 + 5 * i},{i % 2}")
+    make_jpeg(tmp_path / "x.jpg", 10)
+    rows += ["x.jpg,old,1", "x.jpg,30,7", "gone.jpg,30,1"]
+    (tmp_path / "mixed.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path / "mixed.csv"
+
+
+def test_evaluate_says_what_was_excluded(model_dir: Path, mixed_csv: Path, tmp_path: Path, capsys) -> None:
+    out_json = tmp_path / "m.json"
+    args = ["evaluate", str(model_dir), "--data", str(mixed_csv), "--split", "all", "--output", str(out_json)]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("n=6 ") and json.loads(out_json.read_text())["overall"]["n"] == 6
+    assert "note: 3 of 9 rows were excluded:" in err
+    for kind in ("age_not_a_number", "gender_not_0_or_1", "missing_file"):
+        assert f"excluded 1 x {kind}" in err
+
+
+def test_evaluate_names_the_missing_label_column(model_dir: Path, tmp_path: Path, make_jpeg, capsys) -> None:
+    make_jpeg(tmp_path / "a.jpg", 1)
+    (tmp_path / "m.csv").write_text("path,age\na.jpg,30\n")
+    assert main(["evaluate", str(model_dir), "--data", str(tmp_path / "m.csv"), "--split", "all"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'm.csv'}: no labelled images: the manifest has no 'gender' column")
+    assert "(columns found: path, age)" in err
+
+
+@pytest.mark.parametrize("option", ["--output", "--report"])
+def test_evaluate_checks_outputs_before_the_work(
+    option: str, model_dir: Path, mixed_csv: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agegender.inference.evaluate as evaluate
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    target = a_file / "out" if option == "--output" else a_file  # --report wants a folder
+    monkeypatch.setattr(evaluate, "load_net", lambda *a: pytest.fail("evaluated before checking the outputs"))
+    assert main(["evaluate", str(model_dir), "--data", str(mixed_csv), option, str(target)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: cannot write {'into ' if option == '--report' else ''}{target}")
+
+
+def test_evaluate_keeps_the_report_when_its_folder_fails_at_the_end(
+    model_dir: Path, mixed_csv: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agegender.utils.io as io_utils
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    monkeypatch.setattr(io_utils, "ensure_writable", lambda path, kind="file": Path(path))
+    args = ["evaluate", str(model_dir), "--data", str(mixed_csv), "--split", "all"]
+    assert main([*args, "--report", str(a_file / "report"), "--output", str(tmp_path / "m.json")]) == 3
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    kept = Path(err.rsplit("the results were kept in ", 1)[1])
+    assert (kept / "REPORT.md").is_file() and (tmp_path / "m.json").is_file()  # the other output is written
