@@ -83,7 +83,12 @@ def _add_train(sub) -> None:
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate a model on labelled data", epilog=EXIT_CODES_HELP)
     p.add_argument("model", nargs="?", default=None, help="model folder or .ckpt (default: the shipped model)")
-    p.add_argument("--data", required=True, help="labelled data (any supported layout)")
+    p.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        help="labelled data (any supported layout); give it several times for figures per dataset and overall",
+    )
     p.add_argument("--format", default="auto")
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
     p.add_argument("--split-file", help="split file (default: the one the model was trained with)")
@@ -166,17 +171,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ensure_writable(args.report, kind="dir")
     ev = run_evaluation(
         args.model,
-        args.data,
+        args.data if len(args.data) > 1 else args.data[0],
         fmt=args.format,
         split=args.split,
         split_file=args.split_file,
         batch_size=args.batch_size,
         tta=args.tta,
     )
-    if ev.reading.excluded:
-        report = ev.reading.report
-        print(f"note: {ev.reading.excluded} of {report.rows} rows were excluded:", file=sys.stderr)
-        print(report.summary(), file=sys.stderr)
+    for reading in ev.readings:
+        if reading.excluded:
+            report = reading.report
+            print(f"note: {reading.excluded} of {report.rows} rows were excluded:", file=sys.stderr)
+            print(report.summary(), file=sys.stderr)
     result = ev.result
     from agegender.metrics import format_metrics
 

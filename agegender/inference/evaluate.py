@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 from agegender.data.dataset import decode_all
 from agegender.data.readers import read_dataset, require_labels
 from agegender.data.records import DataError, Reading
-from agegender.data.splits import split_records
+from agegender.data.splits import split_sources
 from agegender.inference.engine import TorchEngine, load_net, predict_crops
 from agegender.metrics import compute_metrics, compute_slices
 from agegender.models.folder import DEFAULT_MODEL_DIR
@@ -27,16 +28,28 @@ def _default_split_file(model: str | Path | None) -> Path | None:
 
 @dataclass
 class Evaluation:
-    """Metrics (``result``), per-image predictions for reports, and the reading (what was excluded)."""
+    """Metrics (``result``), per-image predictions for reports, and each source's reading (what was excluded)."""
 
     result: dict
     predictions: dict
-    reading: Reading
+    readings: list[Reading]
+
+    @property
+    def reading(self) -> Reading:
+        """The first source's reading (the only one for a single dataset)."""
+        return self.readings[0]
+
+
+def _source_names(data: Sequence[str | Path]) -> list[str]:
+    """Unique short names for the datasets, as training names its sources."""
+    from agegender.training.config import DataConfig, SourceConfig
+
+    return [s.name or str(s.path) for s in DataConfig(sources=[SourceConfig(str(d)) for d in data]).source_list()]
 
 
 def run_evaluation(
     model: str | Path | None,
-    data: str | Path,
+    data: str | Path | Sequence[str | Path],
     fmt: str = "auto",
     split: str = "test",
     split_file: str | Path | None = None,
@@ -44,35 +57,52 @@ def run_evaluation(
     tta: bool = False,
     progress: bool = True,
 ) -> Evaluation:
-    """Evaluate without writing anything, so callers decide where (and how safely) outputs go."""
-    require_labels(data, fmt)
+    """Evaluate without writing anything, so callers decide where (and how safely) outputs go.
+
+    ``data`` may name several datasets: each is split on its own (as in training) and the result has the
+    figures overall and per source (``slices["source"]``).
+    """
+    datasets = [data] if isinstance(data, str | Path) else list(data)
+    for d in datasets:
+        require_labels(d, fmt)
     net, meta = load_net(model)
-    reading = read_dataset(data, fmt, progress=progress)
-    records = [r for r in reading.records if r.labelled]
-    if not records:
-        raise DataError(f"{data}: no labelled images to evaluate on")
+    names = _source_names(datasets) if len(datasets) > 1 else ["data"]
+    readings = [read_dataset(d, fmt, progress=progress) for d in datasets]
+    by_source = {n: [r for r in rd.records if r.labelled] for n, rd in zip(names, readings, strict=True)}
+    for d, recs in zip(datasets, by_source.values(), strict=True):
+        if not recs:
+            raise DataError(f"{d}: no labelled images to evaluate on")
     if split != "all":
         split_file = split_file or _default_split_file(model)
         if split_file is None:
-            print(f"note: no split file given or found next to the model; using a fresh split of {data}")
-        records = split_records(records, split_file)[split]
-        if not records:
-            raise DataError(f"the {split} split of {data} is empty")
+            where = ", ".join(map(str, datasets))
+            print(f"note: no split file given or found next to the model; using a fresh split of {where}")
+        parts = split_sources(by_source, split_file)
+        by_source = {n: parts[n][split] for n in by_source}
+    records = [r for recs in by_source.values() for r in recs]
+    sources = [n for n, recs in by_source.items() for _ in recs]
+    if not records:
+        raise DataError(f"the {split} split of {', '.join(map(str, datasets))} is empty")
     engine = TorchEngine(net)
     crops = decode_all(records, net.input_size, progress)
     age, std, pf = predict_crops(engine, list(crops), batch_size, tta, progress)
     at = np.array([r.age for r in records])
     gt = np.array([r.gender for r in records])
     gp = (pf >= 0.5).astype(int)
+    slices = compute_slices(at, age, gt, gp, [r.race for r in records])
+    if len(datasets) > 1:
+        src = np.array(sources)
+        slices["source"] = {n: compute_metrics(at[src == n], age[src == n], gt[src == n], gp[src == n]) for n in names}
     result = {
         "model": str(model) if model else "default",
-        "data": str(data),
+        "data": str(datasets[0]) if len(datasets) == 1 else [str(d) for d in datasets],
         "split": split,
         "split_file": str(split_file) if split_file else None,
         "tta": tta,
         "overall": compute_metrics(at, age, gt, gp),
-        "slices": compute_slices(at, age, gt, gp, [r.race for r in records]),
-        "read_report": reading.report.to_dict(),
+        "slices": slices,
+        "read_report": readings[0].report.to_dict() if len(readings) == 1 else {},
+        "read_reports": {n: rd.report.to_dict() for n, rd in zip(names, readings, strict=True)},
     }
     preds = {
         "age_true": at,
@@ -82,13 +112,14 @@ def run_evaluation(
         "p_female": pf,
         "race": [r.race for r in records],
         "paths": [str(r.path) for r in records],
+        "source": sources,
     }
-    return Evaluation(result, preds, reading)
+    return Evaluation(result, preds, readings)
 
 
 def evaluate_model(
     model: str | Path | None,
-    data: str | Path,
+    data: str | Path | Sequence[str | Path],
     fmt: str = "auto",
     split: str = "test",
     split_file: str | Path | None = None,

@@ -34,7 +34,7 @@ PLOTS = {
     "coverage": "age_interval_coverage.png",
     "fairness": "fairness_slices.png",
 }
-SLICE_TITLES = {"age_band": "Age band", "gender": "Gender", "race": "Race"}
+SLICE_TITLES = {"age_band": "Age band", "gender": "Gender", "race": "Race", "source": "Dataset"}
 GENDER_LABELS = ("male", "female")
 BLUE, ORANGE, GREY = "#1f77b4", "#ff7f0e", "#555555"
 

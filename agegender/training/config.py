@@ -88,10 +88,10 @@ class DataConfig:
         for s in srcs:
             if not s.path:
                 raise RecipeError("every entry of data.sources needs a path")
-        names = [source_name(s) for s in srcs]
-        for i, n in enumerate(names):
-            if names.count(n) > 1:
-                names[i] = f"{n}_{i + 1}"
+        names: list[str] = []
+        for i, s in enumerate(srcs):
+            n = source_name(s)
+            names.append(f"{n}_{i + 1}" if n in names else n)
         return [dataclasses.replace(s, name=n) for s, n in zip(srcs, names, strict=True)]
 
 
