@@ -39,6 +39,7 @@ def _add_data(sub) -> None:
     a.add_argument("--format", default="auto", choices=["auto", "utkface", "competition", "manifest"])
     a.add_argument("--detector", default="auto", help="face detector (as for predict)")
     a.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    a.add_argument("--redo-failed", action="store_true", help="try the photos that got no chip again")
     a.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     a.set_defaults(func=cmd_align)
     a = dsub.add_parser("augment-preview", help="PNG grid of faces and their training augmentations (a recipe's)")
@@ -116,7 +117,13 @@ def cmd_align(args: argparse.Namespace) -> int:
     from agegender.faces.chips import align_dataset, format_report
 
     report = align_dataset(
-        args.source, args.output, args.format, args.detector, workers=args.workers, progress=not args.quiet
+        args.source,
+        args.output,
+        args.format,
+        args.detector,
+        workers=args.workers,
+        progress=not args.quiet,
+        redo_failed=args.redo_failed,
     )
     print(format_report(report))
     return 0
@@ -231,7 +238,7 @@ _EXTRA_COMMANDS: list = []
 def _load_extra_commands() -> None:
     import importlib
 
-    for mod in ("agegender.cli.predict", "agegender.cli.serve", "agegender.cli.benchmark"):
+    for mod in ("agegender.cli.predict", "agegender.cli.calibrate", "agegender.cli.serve", "agegender.cli.benchmark"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:

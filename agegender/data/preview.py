@@ -22,6 +22,7 @@ from agegender.data.images import ImageError, load_image
 from agegender.data.readers import read_dataset
 from agegender.data.records import DataError, FaceRecord
 from agegender.data.transforms import AugmentConfig, build_train_transform, seed_transform
+from agegender.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +127,9 @@ def augment_preview(
     ``colors`` > 0 reduces the PNG to that many palette colours: a third of the size, for grids kept in docs.
     """
     if n < 1 or per_image < 1:
-        raise ValueError(f"--n and --per-image must be at least 1 (got {n} and {per_image})")
+        raise ConfigError(f"--n and --per-image must be at least 1 (got {n} and {per_image})")
     if colors and not 2 <= colors <= 256:
-        raise ValueError(f"--colors must be between 2 and 256, or 0 for full colour (got {colors})")
+        raise ConfigError(f"--colors must be between 2 and 256, or 0 for full colour (got {colors})")
     # Hashing every file is enough here; the few sampled images are decoded (and skipped if broken) below.
     reading = read_dataset(data, fmt, check_images=False)
     samples = _sample_images(reading.records, n, seed)
@@ -155,16 +156,17 @@ def preview_from_args(args: argparse.Namespace) -> PreviewResult:
         overrides.insert(0, recipe_name)
         recipe_name = None
     if args.data is not None:
-        overrides.append(f"data.path={args.data}")
+        overrides += [f"data.path={args.data}", "data.sources=[]"]
     recipe = load_recipe(recipe_name, overrides)
-    if not recipe.data.path:
-        raise ValueError("no data: pass --data PATH (or set data.path in the recipe)")
+    sources = recipe.data.source_list()
+    if not sources:
+        raise ConfigError("no data: pass --data PATH (or set data.path in the recipe)")
     return augment_preview(
-        recipe.data.path,
+        sources[0].path,  # a multi-dataset recipe: its first dataset
         args.output,
         recipe.data.augment,
         recipe.model.input_size or DEFAULT_SIZE,
-        fmt=recipe.data.format,
+        fmt=sources[0].format,
         n=args.n,
         per_image=args.per_image,
         seed=args.seed,

@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 
+from agegender.errors import ConfigError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -149,7 +151,10 @@ def build_train_transform(
     """
     aug = aug or AugmentConfig()
     cj = aug.color_jitter
-    degradation = build_degradation(aug)  # built even when off: a bad knob fails now, not once switched on
+    try:  # built even when off: a bad knob fails now, not once switched on
+        degradation = build_degradation(aug)
+    except ValueError as e:  # albumentations' argument validation (pydantic) names the bad value
+        raise ConfigError(f"invalid data.augment setting: {e}") from None
     return A.Compose(
         [
             A.Resize(size, size, interpolation=cv2.INTER_AREA),

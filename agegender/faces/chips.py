@@ -161,10 +161,12 @@ def align_dataset(
     detector: str = "auto",
     workers: int | None = None,
     progress: bool = True,
+    redo_failed: bool = False,
 ) -> dict[str, Any]:
     """Align every labelled photo of ``source`` into ``out_dir`` (chips, ``labels.csv``, a report).
 
-    Returns the report: photos in, chips written, failures by reason with examples, quality flags.
+    Returns the report: photos in, chips written, failures by reason with examples, quality flags. Photos
+    already in the log are skipped; ``redo_failed`` tries the ones without a chip again.
     """
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -175,6 +177,8 @@ def align_dataset(
         raise DataError(f"{source}: no labelled photos to align")
     log_path = out / LOG_FILE
     done = _read_log(log_path)
+    if redo_failed:  # e.g. after a detector improved: photos without a chip are tried again
+        done = {k: e for k, e in done.items() if e.get("outcome") == "ok"}
     jobs = [
         AlignJob(_job_key(r, root), str(r.path), r.age, r.gender, r.race)
         for r in records

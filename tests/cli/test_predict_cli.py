@@ -302,4 +302,4 @@ def test_predict_says_which_files_a_folder_skips(model_dir: Path, photos: Path, 
     assert code == 0
     assert f"note: {folder}: 2 files skipped, not read as images" in err
     assert "2 x skipped_heic: IMG_0001.HEIC, IMG_0002.heic (HEIC/HEIF is not supported" in err
-    assert err.strip().splitlines()[-1].startswith("1 files: 1 ok")
+    assert err.strip().splitlines()[-1].startswith("1 files: 1 with an estimate")

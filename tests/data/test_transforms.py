@@ -205,10 +205,11 @@ def _high_frequency_share(img: np.ndarray) -> float:
     return float(power[np.hypot(fx, fy) > 0.75 * 0.5].sum() / power.sum())
 
 
-def test_degradation_is_off_by_default_and_reference_recipes_keep_it_off() -> None:
+def test_degradation_is_off_by_default_and_on_only_in_wild_recipes() -> None:
     assert AugmentConfig().degrade_p == 0.0
     for name in list_recipes():
-        assert load_recipe(name).data.augment.degrade_p == 0.0, name
+        expected = 0.5 if name.endswith("_wild") else 0.0
+        assert load_recipe(name).data.augment.degrade_p == expected, name
 
 
 def test_degrade_p_zero_gives_exactly_the_previous_pipeline() -> None:

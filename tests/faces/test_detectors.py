@@ -223,3 +223,21 @@ def test_yunet_missing_file_says_where_it_looked(tmp_path: Path, monkeypatch: py
     assert str(tmp_path) in str(err.value) and "model_path" in str(err.value)
     with pytest.raises(FileNotFoundError, match=det_module.YUNET_ENV):
         create_detector("yunet")
+
+
+def test_mtcnn_second_pass_finds_a_face_that_fills_the_frame() -> None:
+    """A face cropped to its edges: the first search misses it, the padded, relaxed second search finds it,
+    and its box and landmarks come back in the crop's own coordinates."""
+    from pathlib import Path
+
+    from agegender.data.images import load_image
+    from agegender.faces.detectors import MTCNNDetector
+
+    photo = load_image(Path(__file__).resolve().parents[2] / "agegender" / "serving" / "examples" / "astronaut.jpg")
+    crop = photo[70:170, 185:262]
+    assert MTCNNDetector(second_pass=False).detect(crop) == []
+    (face,) = MTCNNDetector().detect(crop)
+    x1, y1, x2, y2 = face.box
+    assert -20 < x1 < 20 and -30 < y1 < 20 and 60 < x2 < 100 and 80 < y2 < 130
+    eyes = face.landmarks[:2]
+    assert (eyes[:, 0] > 0).all() and (eyes[:, 0] < 77).all() and (eyes[:, 1] > 0).all() and (eyes[:, 1] < 60).all()

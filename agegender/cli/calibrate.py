@@ -1,0 +1,62 @@
+"""``agegender calibrate``: how honest is the 80% age interval on real photos, per quality flag; fit and store
+the widening factors in the model folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from agegender.errors import EXIT_CODES_HELP
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="measure the age interval's coverage on labelled photos per quality flag and fit widening factors",
+        description=(
+            "Runs labelled photos (and shrunk and blurred copies of them) end to end, measures how often the 80%% "
+            "interval holds the true age for ok and for flagged faces, and fits one widening factor per flag, "
+            "checked on the half of the photos it was not fitted on. --write stores them in MODEL/config.json, "
+            "where prediction reads them."
+        ),
+        epilog=EXIT_CODES_HELP,
+    )
+    p.add_argument("model", help="model folder")
+    p.add_argument("--data", required=True, help="labelled photos (folder with labels.csv, manifest, ...)")
+    p.add_argument("--split-file", help="choose photos by this split file (e.g. the run's split.json)")
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--output", help="write the figures as JSON here")
+    p.add_argument("--write", action="store_true", help="store the factors in MODEL/config.json")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_calibrate)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from agegender.data.readers import read_dataset
+    from agegender.data.splits import split_records
+    from agegender.inference.fit_calibration import calibrate, collect_faces, format_calibration, write_calibration
+    from agegender.inference.predictor import Predictor
+    from agegender.models.folder import read_config
+    from agegender.utils.io import ensure_writable, raise_if_unsaved, write_text_output
+
+    read_config(args.model)  # a clear error now for a folder that is not a model
+    if args.output:
+        ensure_writable(args.output)
+    if args.write:
+        ensure_writable(Path(args.model) / "config.json")
+    records = [r for r in read_dataset(args.data, progress=not args.quiet).records if r.labelled]
+    chosen = split_records(records, args.split_file)[args.split] if args.split_file else records
+    predictor = Predictor.load(args.model)
+    rows = collect_faces(predictor, chosen, progress=not args.quiet)
+    result = calibrate(rows)
+    where = f"{args.data} ({args.split} split of {args.split_file})" if args.split_file else str(args.data)
+    result["data"] = where
+    print(format_calibration(result))
+    saved = []
+    if args.output:
+        saved.append(write_text_output(args.output, json.dumps(result, indent=2) + "\n"))
+    if args.write:
+        print(f"wrote the factors to {write_calibration(args.model, result, where)}")
+    raise_if_unsaved(saved)
+    return 0
