@@ -79,3 +79,20 @@ def test_evaluate_keeps_the_report_when_its_folder_fails_at_the_end(
     err = capsys.readouterr().err.strip().splitlines()[-1]
     kept = Path(err.rsplit("the results were kept in ", 1)[1])
     assert (kept / "REPORT.md").is_file() and (tmp_path / "m.json").is_file()  # the other output is written
+
+
+def test_evaluate_several_datasets_gives_figures_per_dataset(model_dir: Path, tmp_path: Path, make_jpeg, capsys):
+    for name, offset in (("first", 0), ("second", 100)):
+        folder = tmp_path / name
+        rows = ["path,age,gender"]
+        for i in range(5):
+            make_jpeg(folder / f"{i}.jpg", offset + i)
+            rows.append(f"{i}.jpg,{20 + i},{i % 2}")
+        (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    out_json = tmp_path / "m.json"
+    args = ["evaluate", str(model_dir), "--data", str(tmp_path / "first"), "--data", str(tmp_path / "second")]
+    assert main([*args, "--split", "all", "--output", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    assert result["overall"]["n"] == 10
+    assert {k: v["n"] for k, v in result["slices"]["source"].items()} == {"first": 5, "second": 5}
+    assert "by source:" in capsys.readouterr().out
