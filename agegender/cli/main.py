@@ -169,7 +169,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from agegender.inference.evaluate import run_evaluation
+    from agegender.evaluation.evaluate import run_evaluation
     from agegender.utils.io import ensure_writable, raise_if_unsaved, save_output, write_text_output
 
     if args.output:
@@ -191,7 +191,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"note: {reading.excluded} of {report.rows} rows were excluded:", file=sys.stderr)
             print(report.summary(), file=sys.stderr)
     result = ev.result
-    from agegender.metrics import format_metrics
+    from agegender.evaluation.metrics import format_metrics
 
     print(format_metrics(result["overall"]))
     for kind, slices in result["slices"].items():
@@ -200,7 +200,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"  {name:>8}: {format_metrics(m)}")
     saved = []
     if args.report:
-        from agegender.inference.report import write_report
+        from agegender.evaluation.report import write_report
 
         saved.append(save_output(args.report, lambda d: write_report(result, ev.predictions, d)))
     if args.output:

@@ -169,7 +169,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
-    from agegender.metrics import format_metrics
+    from agegender.evaluation.metrics import format_metrics
     from agegender.training.package import package_run
 
     result = package_run(args.run, args.data, args.output, args.report)
