@@ -9,7 +9,8 @@ import sys
 import traceback
 
 from agegender.cli.argtypes import positive_int
-from agegender.errors import EXIT_CODES_HELP, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, AgeGenderError
+from agegender.cli.logs import setup_logging
+from agegender.errors import EXIT_CODES_HELP, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, AgeGenderError, missing_extra
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -216,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("--version", action="version", version=f"agegender {_version()}")
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("--verbose", "-v", dest="log_verbose", action="store_true", help="log debug messages too")
+    noise.add_argument(
+        "--quiet", "-q", dest="log_quiet", action="store_true", help="only warnings and errors (and no progress bars)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data(sub)
     _add_train(sub)
@@ -281,11 +287,20 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = list(args.overrides) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    setup_logging(verbose=args.log_verbose, quiet=args.log_quiet)
+    if args.log_quiet and hasattr(args, "quiet"):
+        args.quiet = True  # a subcommand's own --quiet turns off its progress bar
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ModuleNotFoundError as e:  # an optional extra is not installed: say which one
+        error = missing_extra(e, f"agegender {args.command}")
+        if error is None or os.environ.get("AGEGENDER_DEBUG"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     except AgeGenderError as e:  # the user's input, options or environment: the message says what to do
         if os.environ.get("AGEGENDER_DEBUG"):
             raise

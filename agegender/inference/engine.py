@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from agegender.errors import ConfigError, MissingExtraError
+from agegender.errors import ConfigError, MissingExtraError, missing_extra
 from agegender.inference.preprocess import Preprocessor
 from agegender.models.folder import DEFAULT_MODEL_DIR, ONNX_FILE, OUTPUT_NAMES, Preprocessing, read_config
 
@@ -40,10 +40,8 @@ def require_torch(what: str) -> None:
     try:
         import torch  # noqa: F401
     except ModuleNotFoundError as e:
-        raise MissingExtraError(
-            f"{what} needs PyTorch, which this install does not have ({e.name} is missing): "
-            "pip install 'agegender[train]', or use a model folder with model.onnx (--backend onnx)"
-        ) from None
+        # torch is in the 'train' extra, so missing_extra always names it
+        raise MissingExtraError(f"{missing_extra(e, what)}; or use a model folder with model.onnx") from None
 
 
 class OnnxEngine:

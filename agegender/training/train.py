@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 from pathlib import Path
 
@@ -21,6 +21,8 @@ from agegender.training.datamodule import AgeGenderDataModule
 from agegender.training.loggers import build_loggers
 from agegender.training.module import AgeGenderModule
 from agegender.utils.io import ensure_writable
+
+log = logging.getLogger(__name__)
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -77,7 +79,7 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
     L.seed_everything(tc.seed, workers=True, verbose=False)
     ckpt_path = last_checkpoint(out_dir) if resume else None
     if resume and ckpt_path is None:
-        print(f"--resume: no checkpoint in {out_dir / 'checkpoints'}, starting from scratch", file=sys.stderr)
+        log.warning("--resume: no checkpoint in %s, starting from scratch", out_dir / "checkpoints")
     if ckpt_path is not None:
         check_checkpoint(ckpt_path)
         _keep_previous_metrics(out_dir / "logs")
