@@ -55,6 +55,7 @@ EXTRA_MODULES = {
             "sklearn",
             "matplotlib",
             "onnx",
+            "yaml",
         ),
         "train",
     ),

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import traceback
+from typing import Any
 
 from agegender.cli.argtypes import positive_int
 from agegender.cli.logs import setup_logging
@@ -131,11 +132,39 @@ def cmd_align(args: argparse.Namespace) -> int:
 
 
 def cmd_augment_preview(args: argparse.Namespace) -> int:
-    from agegender.data.preview import preview_from_args
-
-    result = preview_from_args(args)
+    result = _preview_from_args(args)
     print(f"wrote {result.path} ({result.width} x {result.height} px, {result.rows} faces)")
     return 0
+
+
+def _preview_from_args(args: argparse.Namespace) -> Any:
+    """``agegender data augment-preview``: load the recipe (with overrides, ``--data`` sets data.path), write."""
+    from agegender.data.preview import DEFAULT_SIZE, augment_preview
+    from agegender.errors import ConfigError
+    from agegender.training.config import load_recipe
+
+    overrides = list(args.overrides)
+    recipe_name = args.recipe
+    if recipe_name is not None and "=" in recipe_name:  # only overrides were given: argparse took one as the recipe
+        overrides.insert(0, recipe_name)
+        recipe_name = None
+    if args.data is not None:
+        overrides += [f"data.path={args.data}", "data.sources=[]"]
+    recipe = load_recipe(recipe_name, overrides)
+    sources = recipe.data.source_list()
+    if not sources:
+        raise ConfigError("no data: pass --data PATH (or set data.path in the recipe)")
+    return augment_preview(
+        sources[0].path,  # a multi-dataset recipe: its first dataset
+        args.output,
+        recipe.data.augment,
+        recipe.model.input_size or DEFAULT_SIZE,
+        fmt=sources[0].format,
+        n=args.n,
+        per_image=args.per_image,
+        seed=args.seed,
+        colors=args.colors,
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
