@@ -74,3 +74,18 @@ def test_serving_imports_no_training_stack() -> None:
 def test_face_chips_import_no_torch() -> None:
     """``data align`` reads labelled datasets (pandas is fine there) but needs no training stack."""
     assert not set(imported_after("import agegender.faces.chips")) & set(TRAINING_STACK)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["predict", "-q", "--backend", "torch", str(PHOTO)], ["train", "--list"]],
+    ids=["predict-torch-backend", "train"],
+)
+def test_a_command_without_its_extra_names_it(monkeypatch, capsys, argv: list[str]) -> None:
+    """As in the lean install: torch cannot be imported, and the command says which extra brings it."""
+    from agegender.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "needs the 'train' extra" in err and "pip install 'agegender[train]'" in err
