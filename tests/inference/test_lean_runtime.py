@@ -21,13 +21,16 @@ TRAINING_STACK = ("torch", "lightning", "pytorch_lightning", "timm", "torchvisio
 NOT_FOR_FILES = ("pandas", "sklearn", "matplotlib")
 
 
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+
 def imported_after(code: str) -> list[str]:
     """Run ``code`` in a fresh interpreter; the heavy top-level modules it left in ``sys.modules``."""
     watch = TRAINING_STACK + NOT_FOR_FILES
     script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in {watch!r} if m in sys.modules)))"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-c", script], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300, check=False
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -81,11 +84,11 @@ def test_face_chips_import_no_torch() -> None:
     [["predict", "-q", "--backend", "torch", str(PHOTO)], ["train", "--list"]],
     ids=["predict-torch-backend", "train"],
 )
-def test_a_command_without_its_extra_names_it(monkeypatch, capsys, argv: list[str]) -> None:
-    """As in the lean install: torch cannot be imported, and the command says which extra brings it."""
-    from agegender.cli.main import main
-
-    monkeypatch.setitem(sys.modules, "torch", None)
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert "needs the 'train' extra" in err and "pip install 'agegender[train]'" in err
+def test_a_command_without_its_extra_names_it(argv: list[str]) -> None:
+    """As in the lean install (a fresh interpreter where torch cannot be imported): the command names the extra."""
+    code = f"import sys\nsys.modules['torch'] = None\nfrom agegender.cli.main import main\nsys.exit(main({argv!r}))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    assert "needs the 'train' extra" in done.stderr and "pip install 'agegender[train]'" in done.stderr
