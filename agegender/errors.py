@@ -35,3 +35,40 @@ class ConfigError(AgeGenderError, ValueError):
 
 class MissingExtraError(AgeGenderError, RuntimeError):
     """A feature needs an optional dependency that is not installed; the message names the extra."""
+
+
+#: Top-level modules of the optional extras (``pip install 'agegender[EXTRA]'``): the lean base install runs
+#: prediction on ONNX Runtime; training, evaluation, export and the PyTorch backend need ``train``.
+EXTRA_MODULES = {
+    **dict.fromkeys(
+        (
+            "torch",
+            "torchvision",
+            "lightning",
+            "pytorch_lightning",
+            "timm",
+            "albumentations",
+            "albucore",
+            "torchmetrics",
+            "trackio",
+            "safetensors",
+            "sklearn",
+            "matplotlib",
+            "onnx",
+            "yaml",
+        ),
+        "train",
+    ),
+    **dict.fromkeys(("gradio", "fastapi", "uvicorn", "multipart", "python_multipart", "starlette"), "serve"),
+}
+
+
+def missing_extra(error: ModuleNotFoundError, what: str) -> MissingExtraError | None:
+    """The user-facing error for ``what`` failing on a module of an extra; None when no extra provides it."""
+    module = (error.name or "").split(".")[0]
+    extra = EXTRA_MODULES.get(module)
+    if extra is None:
+        return None
+    return MissingExtraError(
+        f"{what} needs the '{extra}' extra ({module} is missing): pip install 'agegender[{extra}]'"
+    )

@@ -21,7 +21,7 @@ from agegender.data.readers import read_dataset
 from agegender.data.splits import split_records
 from agegender.inference.batch import write_result
 from agegender.inference.engine import TorchEngine, load_net, predict_crops
-from agegender.metrics import compute_metrics
+from agegender.evaluation.metrics import compute_metrics
 
 METRICS = ("mae", "rmse", "gender_acc", "gender_f1", "score")
 

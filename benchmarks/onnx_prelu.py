@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from agegender.inference.batch import write_result
-from agegender.inference.onnx import OUTPUT_NAMES, export_onnx
+from agegender.models.export import OUTPUT_NAMES, export_onnx
 from agegender.models.folder import DEFAULT_MODEL_DIR, load_model_folder
 
 

@@ -20,7 +20,7 @@ from agegender import Predictor
 from agegender.data.readers import read_dataset
 from agegender.data.splits import split_records
 from agegender.inference.batch import write_result
-from agegender.inference.photos import evaluate_photos
+from agegender.evaluation.photos import evaluate_photos
 
 BANDS = ("0-12", "13-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+")
 

@@ -37,8 +37,8 @@ def add_parser(sub) -> None:
 
 
 def cmd_speed(args: argparse.Namespace) -> int:
+    from agegender.benchmarks.speed import benchmark_speed, format_speed
     from agegender.inference.batch import write_result
-    from agegender.inference.speed import benchmark_speed, format_speed
     from agegender.utils.io import ensure_writable, raise_if_unsaved, save_output
 
     out = Path(args.output)
@@ -56,7 +56,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
 
 
 def cmd_candidate(args: argparse.Namespace) -> int:
-    from agegender.inference.candidates import candidate_row, update_table
+    from agegender.benchmarks.candidates import candidate_row, update_table
     from agegender.utils.io import ensure_writable, raise_if_unsaved, save_output
 
     ensure_writable(args.output)

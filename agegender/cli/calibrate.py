@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from agegender.data.readers import read_dataset
     from agegender.data.splits import split_records
-    from agegender.inference.fit_calibration import calibrate, collect_faces, format_calibration, write_calibration
+    from agegender.evaluation.fit_calibration import calibrate, collect_faces, format_calibration, write_calibration
     from agegender.inference.predictor import Predictor
     from agegender.models.folder import read_config
     from agegender.utils.io import ensure_writable, raise_if_unsaved, write_text_output

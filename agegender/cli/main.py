@@ -7,9 +7,11 @@ import json
 import os
 import sys
 import traceback
+from typing import Any
 
 from agegender.cli.argtypes import positive_int
-from agegender.errors import EXIT_CODES_HELP, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, AgeGenderError
+from agegender.cli.logs import setup_logging
+from agegender.errors import EXIT_CODES_HELP, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, AgeGenderError, missing_extra
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -130,11 +132,39 @@ def cmd_align(args: argparse.Namespace) -> int:
 
 
 def cmd_augment_preview(args: argparse.Namespace) -> int:
-    from agegender.data.preview import preview_from_args
-
-    result = preview_from_args(args)
+    result = _preview_from_args(args)
     print(f"wrote {result.path} ({result.width} x {result.height} px, {result.rows} faces)")
     return 0
+
+
+def _preview_from_args(args: argparse.Namespace) -> Any:
+    """``agegender data augment-preview``: load the recipe (with overrides, ``--data`` sets data.path), write."""
+    from agegender.data.preview import DEFAULT_SIZE, augment_preview
+    from agegender.errors import ConfigError
+    from agegender.training.config import load_recipe
+
+    overrides = list(args.overrides)
+    recipe_name = args.recipe
+    if recipe_name is not None and "=" in recipe_name:  # only overrides were given: argparse took one as the recipe
+        overrides.insert(0, recipe_name)
+        recipe_name = None
+    if args.data is not None:
+        overrides += [f"data.path={args.data}", "data.sources=[]"]
+    recipe = load_recipe(recipe_name, overrides)
+    sources = recipe.data.source_list()
+    if not sources:
+        raise ConfigError("no data: pass --data PATH (or set data.path in the recipe)")
+    return augment_preview(
+        sources[0].path,  # a multi-dataset recipe: its first dataset
+        args.output,
+        recipe.data.augment,
+        recipe.model.input_size or DEFAULT_SIZE,
+        fmt=sources[0].format,
+        n=args.n,
+        per_image=args.per_image,
+        seed=args.seed,
+        colors=args.colors,
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -169,7 +199,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from agegender.inference.evaluate import run_evaluation
+    from agegender.evaluation.evaluate import run_evaluation
     from agegender.utils.io import ensure_writable, raise_if_unsaved, save_output, write_text_output
 
     if args.output:
@@ -191,7 +221,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"note: {reading.excluded} of {report.rows} rows were excluded:", file=sys.stderr)
             print(report.summary(), file=sys.stderr)
     result = ev.result
-    from agegender.metrics import format_metrics
+    from agegender.evaluation.metrics import format_metrics
 
     print(format_metrics(result["overall"]))
     for kind, slices in result["slices"].items():
@@ -200,7 +230,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"  {name:>8}: {format_metrics(m)}")
     saved = []
     if args.report:
-        from agegender.inference.report import write_report
+        from agegender.evaluation.report import write_report
 
         saved.append(save_output(args.report, lambda d: write_report(result, ev.predictions, d)))
     if args.output:
@@ -216,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("--version", action="version", version=f"agegender {_version()}")
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("--verbose", "-v", dest="log_verbose", action="store_true", help="log debug messages too")
+    noise.add_argument(
+        "--quiet", "-q", dest="log_quiet", action="store_true", help="only warnings and errors (and no progress bars)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data(sub)
     _add_train(sub)
@@ -281,11 +316,20 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = list(args.overrides) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    setup_logging(verbose=args.log_verbose, quiet=args.log_quiet)
+    if args.log_quiet and hasattr(args, "quiet"):
+        args.quiet = True  # a subcommand's own --quiet turns off its progress bar
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ModuleNotFoundError as e:  # an optional extra is not installed: say which one
+        error = missing_extra(e, f"agegender {args.command}")
+        if error is None or os.environ.get("AGEGENDER_DEBUG"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     except AgeGenderError as e:  # the user's input, options or environment: the message says what to do
         if os.environ.get("AGEGENDER_DEBUG"):
             raise

@@ -69,7 +69,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from agegender.data.readers import skipped_files_note
+    from agegender.data.listing import skipped_files_note
     from agegender.inference import batch
     from agegender.inference.predictor import Predictor
     from agegender.utils.io import ensure_writable, raise_if_unsaved, write_text_output
@@ -145,7 +145,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     folder = Path(args.model) if args.model else DEFAULT_MODEL_DIR
     net, _ = load_net(folder)
     if args.format == "onnx":
-        from agegender.inference.onnx import ONNX_FILE, export_onnx
+        from agegender.models.export import ONNX_FILE, export_onnx
 
         out = export_onnx(net, args.output or folder / ONNX_FILE)
     else:
@@ -169,7 +169,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
-    from agegender.metrics import format_metrics
+    from agegender.evaluation.metrics import format_metrics
     from agegender.training.package import package_run
 
     result = package_run(args.run, args.data, args.output, args.report)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from agegender.cli.argtypes import non_negative_int, port, positive_float, positive_int
-from agegender.errors import EXIT_CODES_HELP, MissingExtraError
+from agegender.errors import EXIT_CODES_HELP, missing_extra
 from agegender.serving.limits import MB, ServeLimits
 
 _DEFAULTS = ServeLimits()
@@ -79,8 +79,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from agegender.serving.app import serve
     except ModuleNotFoundError as e:
-        raise MissingExtraError(
-            f"serving needs the 'serve' extra ({e.name} is missing): pip install 'agegender[serve]'"
-        ) from None
+        raise (missing_extra(e, "serving") or e) from None
     serve(config_from_args(args), host=args.host, port=args.port, log_level=args.log_level)
     return 0

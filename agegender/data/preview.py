@@ -6,7 +6,6 @@ training pipeline (without Normalize / ToTensor, so the cells are the uint8 imag
 
 from __future__ import annotations
 
-import argparse
 import logging
 import random
 from dataclasses import dataclass
@@ -144,31 +143,3 @@ def augment_preview(
     picture.save(output, format="PNG", optimize=True)
     log.info("wrote %s (%d x %d px, %d faces)", output, grid.shape[1], grid.shape[0], len(samples))
     return PreviewResult(output, grid.shape[1], grid.shape[0], len(samples))
-
-
-def preview_from_args(args: argparse.Namespace) -> PreviewResult:
-    """``agegender data augment-preview``: load the recipe (with overrides, ``--data`` sets data.path), write."""
-    from agegender.training.config import load_recipe
-
-    overrides = list(args.overrides)
-    recipe_name = args.recipe
-    if recipe_name is not None and "=" in recipe_name:  # only overrides were given: argparse took one as the recipe
-        overrides.insert(0, recipe_name)
-        recipe_name = None
-    if args.data is not None:
-        overrides += [f"data.path={args.data}", "data.sources=[]"]
-    recipe = load_recipe(recipe_name, overrides)
-    sources = recipe.data.source_list()
-    if not sources:
-        raise ConfigError("no data: pass --data PATH (or set data.path in the recipe)")
-    return augment_preview(
-        sources[0].path,  # a multi-dataset recipe: its first dataset
-        args.output,
-        recipe.data.augment,
-        recipe.model.input_size or DEFAULT_SIZE,
-        fmt=sources[0].format,
-        n=args.n,
-        per_image=args.per_image,
-        seed=args.seed,
-        colors=args.colors,
-    )

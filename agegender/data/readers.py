@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from agegender.data.images import IMAGE_EXTENSIONS, ImageError, check_image, digest_bytes, skipped_file_kind
+from agegender.data.images import ImageError, check_image, digest_bytes
+from agegender.data.listing import list_images
 from agegender.data.records import MAX_AGE, DataError, FaceRecord, Reading, ReadReport
 
 FORMATS = ("utkface", "competition", "manifest", "images")
@@ -38,29 +39,6 @@ def parse_utkface_name(name: str) -> tuple[int, int, int | None] | None:
         return None
     race = m.group("race")
     return int(m.group("age")), int(m.group("gender")), int(race) if race is not None else None
-
-
-def _list_images(root: Path, recursive: bool = True, report: ReadReport | None = None) -> list[Path]:
-    """Image files under ``root``; with a ``report``, every other file is noted as skipped (with why)."""
-    pattern = "**/*" if recursive else "*"
-    files = sorted(p for p in root.glob(pattern) if p.is_file())
-    images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
-    if report is not None and len(images) < len(files):
-        for p in files:
-            if p.suffix.lower() not in IMAGE_EXTENSIONS:
-                kind, why = skipped_file_kind(p)
-                report.note(kind, str(p.relative_to(root)), why)
-    return images
-
-
-def skipped_files_note(folder: Path, recursive: bool = False) -> str | None:
-    """What a folder read leaves out, as ``note:`` lines for the CLI (None when nothing is skipped)."""
-    report = ReadReport(str(folder), "images")
-    _list_images(folder, recursive, report)
-    if not report.notes:
-        return None
-    skipped = sum(len(v) for v in report.notes.values())
-    return f"note: {folder}: {skipped} files skipped, not read as images:\n" + "\n".join(report.note_lines())
 
 
 def _label_problem(age: object, gender: object) -> str | None:
@@ -157,7 +135,7 @@ def _resolve_duplicates(
 def read_utkface(root: Path, report: ReadReport) -> list[FaceRecord]:
     images = root / "images" if (root / "images").is_dir() else root
     records = []
-    for p in _list_images(images, report=report):
+    for p in list_images(images, report=report):
         parsed = parse_utkface_name(p.name)
         if parsed is None:
             report.add("unparseable_name", p.name)
@@ -242,7 +220,7 @@ def _id_resolver(root: Path) -> Callable[[dict], Path | None]:
     """Map an ``id`` or ``full_path`` column to a file: ids may lack the extension or sit in a sub-folder."""
     image_dir = _find_image_dir(root)
     index: dict[str, Path] = {}
-    for p in _list_images(root):
+    for p in list_images(root):
         index.setdefault(p.name, p)
         index.setdefault(p.stem, p)
 
@@ -331,7 +309,7 @@ def read_images(paths: Iterable[Path], recursive: bool = True, report: ReadRepor
     out = []
     for p in paths:
         if p.is_dir():
-            out.extend(FaceRecord(q) for q in _list_images(p, recursive, report))
+            out.extend(FaceRecord(q) for q in list_images(p, recursive, report))
         else:
             out.append(FaceRecord(p))
     return out

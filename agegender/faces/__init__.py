@@ -7,7 +7,7 @@ Typical use::
     for face in extract_faces(image_rgb, create_detector("auto")):
         predict(face.crop)  # every face; face.status is "ok" or "low_quality" (then face.reasons says why)
         if not face.ok:
-            print(face.status, face.reasons, face.message)
+            report(face.status, face.reasons, face.message)
 """
 
 from agegender.face_filter import QualityFilter

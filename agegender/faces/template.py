@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import sys
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ import numpy as np
 
 from agegender.faces.align import face_quality
 from agegender.faces.detectors import Detection, FaceDetector, create_detector
+
+log = logging.getLogger(__name__)
 
 CHIP_SIZE = 200
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -198,9 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         command += f" --seed {args.seed}"
     if args.yunet_model:
         command += " --yunet-model " + Path(args.yunet_model).name
-    print(result.to_python(command))
-    print("# spread (median absolute deviation):", json.dumps(result.to_json()["landmark_mad"]), file=sys.stderr)
-    print("# box frame spread:", json.dumps(result.box_frame_mad), file=sys.stderr)
+    sys.stdout.write(result.to_python(command) + "\n")  # the constants to paste: the script's output
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    log.info("# spread (median absolute deviation): %s", json.dumps(result.to_json()["landmark_mad"]))
+    log.info("# box frame spread: %s", json.dumps(result.box_frame_mad))
     if args.json:
         args.json.write_text(json.dumps(result.to_json(), indent=2))
     return 0

@@ -17,7 +17,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agegender.data.images import IMAGE_EXTENSIONS, ImageError, load_image
-from agegender.data.readers import _id_resolver, read_table
 from agegender.data.records import DataError
 from agegender.faces.select import main_face_index
 from agegender.inference.predictor import FaceResult, Predictor
@@ -77,6 +76,8 @@ def competition_items(root: str | Path) -> list[Item]:
     ``submission.csv``.
     """
 
+    from agegender.data.readers import _id_resolver, read_table  # pandas: only for CSV inputs
+
     root = Path(root)
     csv_path = root / "test.csv"
     if not csv_path.is_file():
@@ -90,6 +91,8 @@ def competition_items(root: str | Path) -> list[Item]:
 
 
 def manifest_items(csv_path: str | Path) -> list[Item]:
+    from agegender.data.readers import read_table  # pandas: only for CSV inputs
+
     df = read_table(Path(csv_path))
     if "path" not in df.columns:
         raise DataError(f"{csv_path}: a manifest needs a 'path' column")

@@ -19,7 +19,7 @@ def compare_backends(net: AgeGenderNet, exported: str | Path, fmt: str = "onnx",
     with torch.inference_mode():
         ref = [t.numpy() for t in net.eval().predict(torch.from_numpy(x))]
     if fmt == "onnx":
-        from agegender.inference.onnx import OnnxEngine
+        from agegender.inference.engine import OnnxEngine
 
         eng = OnnxEngine(exported, net.input_size, net.mean, net.std)
         got = eng.run(x)

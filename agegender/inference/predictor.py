@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,8 +13,7 @@ import numpy as np
 from agegender.data.images import load_image
 from agegender.face_filter import QualityFilter
 from agegender.inference.calibration import INTERVAL_LEVEL, central_z, interval_scale
-from agegender.inference.engine import TorchEngine, load_net, predict_crops
-from agegender.models.folder import DEFAULT_MODEL_DIR
+from agegender.inference.engine import load_engine, predict_crops
 
 __all__ = ["INTERVAL_LEVEL", "FaceResult", "Predictor"]
 
@@ -117,28 +115,13 @@ class Predictor:
         threads: int | None = None,
         **kwargs: Any,
     ) -> Predictor:
-        """Load a model folder (default: the shipped model). ``backend``: auto | torch | onnx.
+        """Load a model folder (default: the shipped model) or a ``.ckpt``. ``backend``: auto | torch | onnx.
+
+        ``auto`` runs the folder's ``model.onnx`` on ONNX Runtime (no torch needed), else the PyTorch network.
 
         Other keyword arguments go to the constructor (``min_face``, ``min_quality``, ...).
         """
-        folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
-        net, config = load_net(path)
-        engine: Any
-        onnx_file = folder / "model.onnx"
-        if backend == "onnx" or (backend == "auto" and onnx_file.is_file()):
-            from agegender.inference.onnx import OnnxEngine, export_onnx
-
-            if onnx_file.is_file():
-                engine = OnnxEngine(onnx_file, net.input_size, net.mean, net.std, threads)
-            else:  # export to a temporary file: ONNX Runtime holds the model in memory once the session exists
-                with tempfile.TemporaryDirectory(prefix="agegender-onnx-") as tmp:
-                    engine = OnnxEngine(
-                        export_onnx(net, Path(tmp) / "model.onnx"), net.input_size, net.mean, net.std, threads
-                    )
-        elif backend in ("torch", "auto"):
-            engine = TorchEngine(net, threads)
-        else:
-            raise ValueError(f"backend must be auto, torch or onnx, got {backend!r}")
+        engine, config = load_engine(path, backend, threads)
         return cls(engine, config, detector, tta, **kwargs)
 
     @property

@@ -1,6 +1,18 @@
-"""Backbones (a registry), heads, the age/gender network and model folders."""
+"""Backbones (a registry), heads, the age/gender network and model folders.
 
-from agegender.models.model import AgeGenderNet, ModelConfig, build_model
-from agegender.models.registry import create_backbone, list_backbones, register_backbone
+The names below load on first use: ``agegender.models.folder`` (config.json, read by the ONNX runtime) must not
+import torch through the network modules.
+"""
 
-__all__ = ["AgeGenderNet", "ModelConfig", "build_model", "create_backbone", "list_backbones", "register_backbone"]
+from agegender.utils.lazy import lazy_exports
+
+_EXPORTS = {
+    "AgeGenderNet": "agegender.models.model",
+    "ModelConfig": "agegender.models.model",
+    "build_model": "agegender.models.model",
+    "create_backbone": "agegender.models.registry",
+    "list_backbones": "agegender.models.registry",
+    "register_backbone": "agegender.models.registry",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,7 +1,9 @@
-"""Self-contained model folders: ``model.safetensors`` + ``config.json`` (+ optional MODEL_CARD.md).
+"""Self-contained model folders: ``config.json`` + ``model.safetensors`` and/or ``model.onnx`` (+ MODEL_CARD.md).
 
 The same format is written by ``agegender train`` and shipped as the default model, so users' models load
-exactly like ours, with no network and no pickles.
+exactly like ours, with no network and no pickles. ``config.json`` is the single source of preprocessing
+truth (input size, mean/std, colour order, crop convention) and of label conventions: the ONNX runtime reads
+it and nothing else, so this module imports torch only inside the functions that handle weights.
 """
 
 from __future__ import annotations
@@ -9,15 +11,23 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-
-import torch
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING
 
 from agegender.errors import AgeGenderError
-from agegender.models.model import AgeGenderNet, ModelConfig, build_model
+from agegender.models.checkpoint import read_checkpoint
 
+if TYPE_CHECKING:
+    import torch
+
+    from agegender.models.model import AgeGenderNet
+
+#: Versions of ``config.json`` this code reads; a folder written by a newer agegender is refused, not misread.
 FORMAT_VERSION = 1
+SUPPORTED_FORMAT_VERSIONS = (1,)
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
+#: The exported graph's file name in a model folder, and its outputs by name (the runtime asks for them by name).
+ONNX_FILE = "model.onnx"
+OUTPUT_NAMES = ["age", "age_std", "p_female"]
 #: The face framing models are trained on: UTKFace "aligned & cropped" chips.
 CROP_CONVENTION = "utkface_chip_200"
 
@@ -26,7 +36,48 @@ class ModelFolderError(AgeGenderError, FileNotFoundError):
     """A model folder that is missing or incomplete; the message says what is missing."""
 
 
+class ModelFormatError(ModelFolderError):
+    """A ``config.json`` this version cannot read (unknown ``format_version`` or missing preprocessing)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How a face crop becomes the network's input, as stored in ``config.json``'s ``preprocessing``.
+
+    RGB uint8 crop in the ``crop`` framing -> square resize to ``input_size`` with ``resize`` interpolation ->
+    ``(pixel / 255 - mean) / std`` per channel -> CHW float32 (``layout``), exactly as validation in training.
+    """
+
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    color: str = "RGB"
+    crop: str = CROP_CONVENTION
+    resize: str = "area"
+    layout: str = "NCHW"
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_config(cls, config: dict, where: str | Path = "config.json") -> Preprocessing:
+        """Read and check the ``preprocessing`` section (folders written before it had ``resize``/``layout``
+        used the values that are now the defaults)."""
+        pre = config.get("preprocessing")
+        if not isinstance(pre, dict) or not {"input_size", "mean", "std"} <= pre.keys():
+            raise ModelFormatError(f"{where}: 'preprocessing' needs input_size, mean and std")
+        known = {f.name for f in dataclasses.fields(cls)}
+        spec = cls(**{k: v for k, v in pre.items() if k in known})
+        spec = dataclasses.replace(spec, mean=tuple(spec.mean), std=tuple(spec.std), input_size=int(spec.input_size))
+        for key, allowed in (("color", "RGB"), ("resize", "area"), ("layout", "NCHW")):
+            if getattr(spec, key) != allowed:
+                raise ModelFormatError(f"{where}: preprocessing {key}={getattr(spec, key)!r} is not supported")
+        return spec
+
+
 def save_model_folder(net: AgeGenderNet, folder: str | Path, metadata: dict | None = None) -> Path:
+    from safetensors.torch import save_file
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cfg = dataclasses.replace(
@@ -40,13 +91,7 @@ def save_model_folder(net: AgeGenderNet, folder: str | Path, metadata: dict | No
     config = {
         "format_version": FORMAT_VERSION,
         "model": cfg.to_dict(),
-        "preprocessing": {
-            "input_size": net.input_size,
-            "mean": list(net.mean),
-            "std": list(net.std),
-            "color": "RGB",
-            "crop": CROP_CONVENTION,
-        },
+        "preprocessing": Preprocessing(net.input_size, tuple(net.mean), tuple(net.std)).to_dict(),
         "labels": {"gender": {"0": "male", "1": "female"}, "age_range": [0, cfg.num_bins - 1], "age_unit": "years"},
         **(metadata or {}),
     }
@@ -60,18 +105,30 @@ def save_model_folder(net: AgeGenderNet, folder: str | Path, metadata: dict | No
 
 
 def read_config(folder: str | Path) -> dict:
+    """``config.json`` of a model folder, after checking that this version can read it."""
     folder = Path(folder)
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
         raise ModelFolderError(f"{folder} is not a model folder: {cfg_path.name} is missing")
     try:
-        return json.loads(cfg_path.read_text())
+        config = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFolderError(f"{cfg_path} is not valid JSON ({e}): the model folder is damaged") from None
+    version = config.get("format_version") if isinstance(config, dict) else None
+    if version not in SUPPORTED_FORMAT_VERSIONS:
+        raise ModelFormatError(
+            f"{cfg_path}: format_version {version!r} is not supported by this agegender (reads "
+            f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))}); upgrade agegender or re-export the model"
+        )
+    return config
 
 
 def load_model_folder(folder: str | Path | None = None, device: str | torch.device = "cpu") -> AgeGenderNet:
-    """Load a model folder (default: the shipped model) in eval mode."""
+    """Load a model folder (default: the shipped model) as a PyTorch network in eval mode."""
+    from safetensors.torch import load_file
+
+    from agegender.models.model import ModelConfig, build_model
+
     folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
     config = read_config(folder)
     weights = folder / "model.safetensors"
@@ -88,14 +145,13 @@ ARCHITECTURE_KEYS = ("backbone", "age_head", "gender_head", "hidden", "head_laye
 
 def init_state_dict(source: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Weights (and model settings, when known) of a model folder or a Lightning ``.ckpt`` file."""
+    from safetensors.torch import load_file
+
     source = Path(source)
     if source.suffix == ".ckpt":
         if not source.is_file():
             raise ModelFolderError(f"model.init: checkpoint {source} does not exist")
-        ckpt = torch.load(str(source), map_location="cpu", weights_only=False)
-        state = {k[len("net.") :]: v for k, v in ckpt.get("state_dict", {}).items() if k.startswith("net.")}
-        model = (ckpt.get("hyper_parameters") or {}).get("model") or {}
-        return state, model
+        return read_checkpoint(source)
     if not source.is_dir():
         raise ModelFolderError(f"model.init: {source} is neither a model folder nor a .ckpt file")
     config = read_config(source)
@@ -129,3 +185,19 @@ def load_init_weights(net: AgeGenderNet, source: str | Path) -> None:
             f"model.init: {source} does not fit this network (missing {list(missing)[:5]}, "
             f"unexpected {list(unexpected)[:5]})"
         )
+
+
+def load_checkpoint_net(path: str | Path) -> AgeGenderNet:
+    """The network saved in a Lightning ``.ckpt`` (training's best or last epoch), without Lightning."""
+    from agegender.models.model import ModelConfig, build_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFolderError(f"checkpoint {path} does not exist")
+    state, model = read_checkpoint(path)
+    if not model:
+        raise ModelFolderError(f"checkpoint {path} has no model settings (hyper_parameters.model)")
+    # The weights come from the checkpoint: never load (or download) the backbone's pretrained weights.
+    net = build_model(ModelConfig(**{**model, "pretrained": False, "pretrained_path": None}))
+    net.load_state_dict(state)
+    return net.eval()

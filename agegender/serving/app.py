@@ -13,6 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ from agegender.serving.examples import PACKAGE_DIR, example_paths
 from agegender.serving.limits import MB, ServeLimits
 from agegender.serving.service import Service
 from agegender.serving.ui import CSS, build_demo, theme
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -118,5 +121,5 @@ def serve(
     import uvicorn
 
     app = create_app(config)
-    print(f"agegender demo on http://{host}:{port}/  (API: POST http://{host}:{port}/api/v1/predict)", flush=True)
+    log.info("agegender demo on http://%s:%d/  (API: POST http://%s:%d/api/v1/predict)", host, port, host, port)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

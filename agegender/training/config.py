@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from agegender.data.names import dataset_name, unique_names
 from agegender.data.records import DataError
 from agegender.data.transforms import AugmentConfig
 from agegender.errors import ConfigError
@@ -48,17 +49,9 @@ class SourceConfig:
         return {"path": value}
 
 
-_GENERIC_STEMS = {"labels", "train", "manifest", "data", "images", "test"}
-
-
 def source_name(src: SourceConfig) -> str:
     """``utkface`` for ``../shared/data/utkface``, ``appa_real_train`` for ``.../appa_real_train/labels.csv``."""
-    if src.name:
-        return src.name
-    p = Path(src.path.rstrip("/"))
-    if p.suffix and p.stem in _GENERIC_STEMS:
-        p = p.parent
-    return (p.stem if p.suffix else p.name) or "data"
+    return src.name or dataset_name(src.path)
 
 
 @dataclass
@@ -88,10 +81,7 @@ class DataConfig:
         for s in srcs:
             if not s.path:
                 raise RecipeError("every entry of data.sources needs a path")
-        names: list[str] = []
-        for i, s in enumerate(srcs):
-            n = source_name(s)
-            names.append(f"{n}_{i + 1}" if n in names else n)
+        names = unique_names([source_name(s) for s in srcs])
         return [dataclasses.replace(s, name=n) for s, n in zip(srcs, names, strict=True)]
 
 

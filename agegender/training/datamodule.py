@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from agegender.data.records import DataError, FaceRecord
 from agegender.data.splits import split_sources
 from agegender.data.transforms import build_eval_transform, build_train_transform, seed_transform
 from agegender.training.config import DataConfig, DistillConfig, SourceConfig
+
+log = logging.getLogger(__name__)
 
 
 class AgeGenderDataModule(L.LightningDataModule):
@@ -61,7 +64,7 @@ class AgeGenderDataModule(L.LightningDataModule):
                 src.path, src.format, strict=self.cfg.strict, duplicates=self.cfg.duplicates, progress=self.progress
             )
             if self.progress and (self.trainer is None or self.trainer.is_global_zero):
-                print(reading.report.summary())
+                log.info(reading.report.summary())
             labelled = [r for r in reading.records if r.labelled]
             if not labelled:
                 raise DataError(f"{src.path}: no labelled images to train on")
@@ -120,7 +123,7 @@ class AgeGenderDataModule(L.LightningDataModule):
         from agegender.training.distill import teacher_targets
 
         if self.progress:
-            print(f"distillation: soft targets from {len(self.distill.teachers)} teacher(s) on {len(ds)} faces")
+            log.info("distillation: soft targets from %d teacher(s) on %d faces", len(self.distill.teachers), len(ds))
         soft = teacher_targets(
             self.distill.teachers,
             ds.records,

@@ -12,7 +12,7 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, MulticlassF1Score
 
 from agegender.errors import ConfigError
-from agegender.metrics import age_score, harmonic_mean
+from agegender.evaluation.metrics import age_score, harmonic_mean
 from agegender.models.losses import AgeGenderLoss
 from agegender.models.model import ModelConfig, build_model
 from agegender.training.config import LossConfig, OptimConfig, TrainConfig

@@ -6,10 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
+from agegender.evaluation.evaluate import evaluate_model
+from agegender.evaluation.metrics import format_metrics
 from agegender.inference.batch import atomic_write_text
-from agegender.inference.evaluate import evaluate_model
-from agegender.inference.onnx import ONNX_FILE, export_onnx
-from agegender.metrics import format_metrics
+from agegender.models.export import ONNX_FILE, export_onnx
 from agegender.models.folder import ModelFolderError, load_model_folder, read_config
 from agegender.utils.io import ensure_writable
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
-import zipfile
 from pathlib import Path
 
 import lightning as L
@@ -15,13 +14,15 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from lightning.pytorch.utilities import rank_zero_only
 
 from agegender.data.readers import require_labels
-from agegender.errors import AgeGenderError
+from agegender.models.checkpoint import check_checkpoint
 from agegender.models.folder import load_init_weights, save_model_folder
 from agegender.training.config import Recipe, RecipeError
 from agegender.training.datamodule import AgeGenderDataModule
 from agegender.training.loggers import build_loggers
 from agegender.training.module import AgeGenderModule
 from agegender.utils.io import ensure_writable
+
+log = logging.getLogger(__name__)
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -45,38 +46,6 @@ def _module_from(recipe: Recipe) -> AgeGenderModule:
 def last_checkpoint(out_dir: Path) -> Path | None:
     p = out_dir / "checkpoints" / "last.ckpt"
     return p if p.is_file() else None
-
-
-class CheckpointError(AgeGenderError):
-    """A checkpoint file that cannot be read (empty, truncated or corrupt); the message says what to do."""
-
-
-def check_checkpoint(path: Path) -> None:
-    """Fail with the file's name and a way out when ``path`` is not a complete checkpoint.
-
-    Checkpoints are zip archives (torch.save); a run killed while writing leaves an empty or truncated file,
-    which torch would report as a bare EOFError or "failed finding central directory". Cheap: the central
-    directory is read and every member's CRC checked, without unpickling anything.
-    """
-    problem = None
-    try:
-        if path.stat().st_size == 0:
-            problem = "it is empty (0 bytes)"
-        elif not zipfile.is_zipfile(path):
-            problem = "it is truncated or not a checkpoint"
-        else:
-            with zipfile.ZipFile(path) as archive:
-                bad = archive.testzip()
-            problem = f"its member {bad} is corrupt" if bad else None
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
-        problem = f"it cannot be read ({e})"
-    if problem:
-        others = sorted(p.name for p in path.parent.glob("*.ckpt") if p != path)
-        other = f", or copy one of {', '.join(others)} over it to resume from there" if others else ""
-        raise CheckpointError(
-            f"checkpoint {path} is broken: {problem} (probably the run was stopped while saving it). "
-            f"Delete it (train --resume then starts from scratch){other}."
-        )
 
 
 @rank_zero_only
@@ -110,7 +79,7 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
     L.seed_everything(tc.seed, workers=True, verbose=False)
     ckpt_path = last_checkpoint(out_dir) if resume else None
     if resume and ckpt_path is None:
-        print(f"--resume: no checkpoint in {out_dir / 'checkpoints'}, starting from scratch", file=sys.stderr)
+        log.warning("--resume: no checkpoint in %s, starting from scratch", out_dir / "checkpoints")
     if ckpt_path is not None:
         check_checkpoint(ckpt_path)
         _keep_previous_metrics(out_dir / "logs")

@@ -56,7 +56,7 @@ def test_evaluate_names_the_missing_label_column(model_dir: Path, tmp_path: Path
 def test_evaluate_checks_outputs_before_the_work(
     option: str, model_dir: Path, mixed_csv: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agegender.inference.evaluate as evaluate
+    import agegender.evaluation.evaluate as evaluate
 
     a_file = tmp_path / "a_file"
     a_file.write_text("x")

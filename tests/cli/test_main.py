@@ -88,10 +88,10 @@ def test_every_project_error_is_a_user_error_and_keeps_its_old_base():
     from agegender.data.images import ImageError
     from agegender.data.records import DataError
     from agegender.errors import AgeGenderError, ConfigError, MissingExtraError
+    from agegender.models.checkpoint import CheckpointError
     from agegender.models.folder import ModelFolderError
     from agegender.models.registry import WeightsError, WeightsNotFoundError
     from agegender.training.config import RecipeError
-    from agegender.training.train import CheckpointError
     from agegender.utils.io import OutputError, OutputNotWrittenError
 
     old_bases = {

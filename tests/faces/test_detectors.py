@@ -18,10 +18,26 @@ from agegender.faces.detectors import (
     create_detector,
     register_detector,
 )
+from agegender.faces.detectors import base as detector_base
+from agegender.faces.detectors import mtcnn as mtcnn_module
 
 # Box centres (x, y) of the six faces in t1.jpg, checked by eye on a drawing of MTCNN and YuNet output.
 T1_FACES = [(960, 131), (111, 328), (321, 208), (517, 337), (791, 408), (1180, 337)]
 YUNET_FILE = "weights/yunet/face_detection_yunet_2026may.onnx"
+SHIPPED_PHOTO = Path(__file__).resolve().parents[2] / "agegender" / "serving" / "examples" / "astronaut.jpg"
+# MTCNN boxes (x1, y1, x2, y2) and scores computed with the hand-written NMS before it was replaced by
+# cv2.dnn.NMSBoxes (commit e955ad0): the library NMS must keep the detections where they were.
+REFERENCE_BOXES = {
+    "astronaut": [(178.8, 58.8, 268.0, 174.0, 1.0)],
+    "t1": [
+        (907.2, 61.5, 1012.9, 199.8, 1.0),
+        (52.1, 261.2, 170.5, 395.3, 0.9999),
+        (268.5, 149.0, 373.8, 266.7, 0.9999),
+        (463.7, 263.3, 571.0, 411.3, 0.9985),
+        (740.1, 340.9, 841.8, 475.0, 0.9984),
+        (1133.3, 274.5, 1226.1, 400.0, 0.9828),
+    ],
+}
 
 
 def _centre(d: Detection) -> np.ndarray:
@@ -62,7 +78,7 @@ def test_unknown_detector_names_the_known_ones() -> None:
 
 
 def test_register_detector(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(det_module.DETECTORS, "_items", dict(det_module.DETECTORS._items))
+    monkeypatch.setattr(detector_base.DETECTORS, "_items", dict(detector_base.DETECTORS._items))
 
     @register_detector("fixed")
     class Fixed(FaceDetector):
@@ -84,7 +100,7 @@ def test_auto_falls_back_to_haar(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken() -> Path:
         raise ImportError("no mtcnn here")
 
-    monkeypatch.setattr(det_module, "_mtcnn_model_dir", broken)
+    monkeypatch.setattr(mtcnn_module, "_mtcnn_model_dir", broken)
     with pytest.warns(UserWarning, match="Haar"):
         detector = create_detector("auto", min_face_size=30)
     assert isinstance(detector, HaarDetector) and detector.min_face_size == 30
@@ -241,3 +257,35 @@ def test_mtcnn_second_pass_finds_a_face_that_fills_the_frame() -> None:
     assert -20 < x1 < 20 and -30 < y1 < 20 and 60 < x2 < 100 and 80 < y2 < 130
     eyes = face.landmarks[:2]
     assert (eyes[:, 0] > 0).all() and (eyes[:, 0] < 77).all() and (eyes[:, 1] > 0).all() and (eyes[:, 1] < 60).all()
+
+
+# ----------------------------------------------------------------------------------------------- nms
+
+
+def _assert_same_boxes(found: list[Detection], expected: list[tuple[float, ...]]) -> None:
+    assert len(found) == len(expected)
+    for d, ref in zip(found, expected, strict=True):
+        assert np.abs(np.array(d.box) - np.array(ref[:4])).max() <= 1.0, (d.box, ref)
+        assert d.score == pytest.approx(ref[4], abs=1e-3)
+
+
+def test_mtcnn_boxes_unchanged_on_the_shipped_photo(mtcnn: MTCNNDetector) -> None:
+    from agegender.data.images import load_image
+
+    _assert_same_boxes(mtcnn.detect(load_image(SHIPPED_PHOTO)), REFERENCE_BOXES["astronaut"])
+
+
+def test_mtcnn_boxes_unchanged_on_t1(mtcnn: MTCNNDetector, shared_asset) -> None:
+    from agegender.data.images import load_image
+
+    _assert_same_boxes(mtcnn.detect(load_image(shared_asset("data/wild/t1.jpg"))), REFERENCE_BOXES["t1"])
+
+
+def test_nms_union_and_min_overlap() -> None:
+    """IoU NMS keeps a small box inside a big one (low IoU); the 'min' variant removes it (it lies inside)."""
+    big, inner, apart = (0, 0, 99, 99, 0.9), (10, 10, 39, 39, 0.8), (200, 200, 249, 249, 0.7)
+    same = (1, 1, 100, 100, 0.95)
+    boxes = np.array([big, inner, apart, same], dtype=float)
+    assert mtcnn_module._nms(boxes, 0.7).tolist() == [3, 1, 2]  # `same` suppresses `big` (IoU ~0.98)
+    assert mtcnn_module._nms_min(boxes, 0.7).tolist() == [3, 2]
+    assert mtcnn_module._nms(np.empty((0, 5)), 0.5).tolist() == []

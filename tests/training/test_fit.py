@@ -196,7 +196,7 @@ def test_package_makes_a_self_contained_model_folder(fitted: dict, utk_dir: Path
 
 
 def test_candidate_row_reports_val_test_and_speed(fitted: dict, utk_dir: Path, tmp_path: Path):
-    from agegender.inference.candidates import COLUMNS, candidate_row, update_table
+    from agegender.benchmarks.candidates import COLUMNS, candidate_row, update_table
 
     row = candidate_row(fitted["out"], utk_dir, name="tiny")
     assert row["backbone"] == "scratch_cnn" and row["epochs"] == 1 and row["onnx_faces_per_s"] > 0
@@ -226,7 +226,7 @@ def test_train_on_val_trains_on_both_and_keeps_the_last_epoch(utk_dir: Path, tmp
     with torch.no_grad():
         for a, b in zip(net.predict(x), last.predict(x), strict=True):
             torch.testing.assert_close(a, b)
-    from agegender.inference.candidates import candidate_row, update_table
+    from agegender.benchmarks.candidates import candidate_row, update_table
 
     row = candidate_row(out, utk_dir, name="refit", test=False)  # val was trained on: no val figures
     assert row["val_mae"] is None and row["val_score"] is None and row["epochs"] == 2

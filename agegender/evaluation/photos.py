@@ -18,9 +18,9 @@ from tqdm.auto import tqdm
 
 from agegender.data.images import ImageError, load_image
 from agegender.data.records import FaceRecord
+from agegender.evaluation.metrics import compute_metrics, compute_slices
 from agegender.faces.select import main_face_index
 from agegender.inference.predictor import FaceResult, Predictor
-from agegender.metrics import compute_metrics, compute_slices
 
 log = logging.getLogger(__name__)
 

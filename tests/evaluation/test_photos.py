@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from agegender.data.records import FaceRecord
-from agegender.inference.photos import _coverage, evaluate_photos
+from agegender.evaluation.photos import _coverage, evaluate_photos
 from agegender.inference.predictor import Predictor
 
 ASTRONAUT = Path(__file__).resolve().parents[2] / "agegender" / "serving" / "examples" / "astronaut.jpg"

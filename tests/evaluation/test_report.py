@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 from sklearn.calibration import calibration_curve
 
-from agegender.inference.report import (
+from agegender.evaluation.metrics import compute_metrics, compute_slices
+from agegender.evaluation.report import (
     COVERAGE_LEVELS,
     PLOTS,
     gender_ece,
@@ -20,7 +21,6 @@ from agegender.inference.report import (
     interval_coverage,
     write_report,
 )
-from agegender.metrics import compute_metrics, compute_slices
 
 # ------------------------------------------------------------------------------------------- calibration
 

@@ -14,8 +14,9 @@ from agegender.cli.main import main
 from agegender.faces import create_detector
 from agegender.inference import compare
 from agegender.inference.compare import TOLERANCE, compare_backends
-from agegender.inference.onnx import OnnxEngine, export_onnx
+from agegender.inference.engine import OnnxEngine
 from agegender.inference.predictor import Predictor
+from agegender.models.export import export_onnx
 from agegender.models.folder import save_model_folder
 from agegender.models.model import ModelConfig, build_model
 
@@ -131,7 +132,7 @@ def test_onnx_and_torch_predictor_agree_on_astronaut(model_dir: Path) -> None:
 
 @pytest.mark.parametrize(("channels", "shape"), [(8, (2, 8, 5, 5)), (1, (2, 8, 5, 5)), (8, (3, 8))])
 def test_relu_form_prelu_is_the_same_function(channels: int, shape: tuple[int, ...]) -> None:
-    from agegender.inference.onnx import ReluFormPReLU
+    from agegender.models.export import ReluFormPReLU
 
     torch.manual_seed(0)
     prelu = torch.nn.PReLU(channels)
@@ -145,7 +146,7 @@ def test_mobilefacenet_exports_without_prelu_nodes_and_matches_torch(tmp_path: P
     """PReLU nodes force ONNX Runtime out of its fast layout; the export rewrites them, the answers stay put."""
     import onnx
 
-    from agegender.inference.onnx import onnx_friendly
+    from agegender.models.export import onnx_friendly
 
     torch.manual_seed(0)
     net = build_model(ModelConfig(backbone="mobilefacenet", input_size=112)).eval()

@@ -1,20 +1,17 @@
-"""ONNX export and an ONNX Runtime engine: the fast CPU path, checked against PyTorch."""
+"""ONNX export of the PyTorch network: the graph the ONNX Runtime engine (the fast CPU path) runs."""
 
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from agegender.inference.engine import Predictions, Preprocessor
+from agegender.models.folder import ONNX_FILE, OUTPUT_NAMES
 from agegender.models.model import AgeGenderNet, InferenceNet
 
-ONNX_FILE = "model.onnx"
-OUTPUT_NAMES = ["age", "age_std", "p_female"]
+__all__ = ["ONNX_FILE", "OUTPUT_NAMES", "ReluFormPReLU", "export_onnx", "onnx_friendly"]
 
 
 class ReluFormPReLU(nn.Module):
@@ -67,23 +64,3 @@ def export_onnx(net: AgeGenderNet, path: str | Path, opset: int = 17, rewrite_pr
     )
     tmp.replace(path)
     return path
-
-
-class OnnxEngine:
-    """Runs ``model.onnx`` with ONNX Runtime on the CPU; same interface as :class:`TorchEngine`."""
-
-    name = "onnx"
-
-    def __init__(self, path: str | Path, input_size: int, mean, std, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.pre = Preprocessor(input_size, mean, std)
-
-    def run(self, batch: np.ndarray) -> Predictions:
-        age, std, pf = self.session.run(OUTPUT_NAMES, {"image": np.ascontiguousarray(batch, dtype=np.float32)})
-        return age, std, pf

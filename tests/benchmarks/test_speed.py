@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from agegender.inference import speed
+from agegender.benchmarks import speed
 
 
 def test_sample_photo_needs_no_scikit_image(monkeypatch: pytest.MonkeyPatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,12 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from agegender.data.dataset import decode_all
+from agegender.data.names import dataset_name, unique_names
 from agegender.data.readers import read_dataset, require_labels
 from agegender.data.records import DataError, Reading
 from agegender.data.splits import split_sources
+from agegender.evaluation.metrics import compute_metrics, compute_slices
 from agegender.inference.engine import TorchEngine, load_net, predict_crops
-from agegender.metrics import compute_metrics, compute_slices
 from agegender.models.folder import DEFAULT_MODEL_DIR
+
+log = logging.getLogger(__name__)
 
 
 def _default_split_file(model: str | Path | None) -> Path | None:
@@ -42,9 +46,7 @@ class Evaluation:
 
 def _source_names(data: Sequence[str | Path]) -> list[str]:
     """Unique short names for the datasets, as training names its sources."""
-    from agegender.training.config import DataConfig, SourceConfig
-
-    return [s.name or str(s.path) for s in DataConfig(sources=[SourceConfig(str(d)) for d in data]).source_list()]
+    return unique_names([dataset_name(d) for d in data])
 
 
 def run_evaluation(
@@ -76,7 +78,7 @@ def run_evaluation(
         split_file = split_file or _default_split_file(model)
         if split_file is None:
             where = ", ".join(map(str, datasets))
-            print(f"note: no split file given or found next to the model; using a fresh split of {where}")
+            log.info("note: no split file given or found next to the model; using a fresh split of %s", where)
         parts = split_sources(by_source, split_file)
         by_source = {n: parts[n][split] for n in by_source}
     records = [r for recs in by_source.values() for r in recs]
@@ -131,7 +133,7 @@ def evaluate_model(
     """:func:`run_evaluation`, then the report folder when ``report_dir`` is given; returns the metrics."""
     ev = run_evaluation(model, data, fmt, split, split_file, batch_size, tta, progress)
     if report_dir is not None:
-        from agegender.inference.report import write_report
+        from agegender.evaluation.report import write_report
 
         write_report(ev.result, ev.predictions, Path(report_dir))
     return ev.result

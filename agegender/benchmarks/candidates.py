@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agegender.inference.evaluate import evaluate_model
-from agegender.inference.speed import benchmark_speed
+from agegender.benchmarks.speed import benchmark_speed
+from agegender.evaluation.evaluate import evaluate_model
 from agegender.models.folder import ModelFolderError, read_config
 from agegender.training.package import trained_on_val
 

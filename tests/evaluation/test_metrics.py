@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from agegender.metrics import age_score, compute_metrics, compute_slices, format_metrics, harmonic_mean
+from agegender.evaluation.metrics import age_score, compute_metrics, compute_slices, format_metrics, harmonic_mean
 
 AGE_TRUE = [10, 20, 30, 40]
 AGE_PRED = [12, 18, 33, 40]  # errors +2, -2, +3, 0

@@ -1,0 +1,56 @@
+"""Face detectors behind one small interface, so callers can swap accuracy for weight without code changes.
+
+One module per detector (:mod:`.haar`, :mod:`.yunet`, :mod:`.mtcnn`) on the base class and registry in
+:mod:`.base`; ``auto`` (below) picks MTCNN when its package and runtime work, else the Haar cascade, so an
+optional back-end degrades instead of breaking the pipeline.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from agegender.faces.detectors.base import (
+    LANDMARK_NAMES,
+    MAX_SIDE,
+    Detection,
+    FaceDetector,
+    as_rgb_uint8,
+    available_detectors,
+    create_detector,
+    register_detector,
+)
+from agegender.faces.detectors.haar import HaarDetector
+from agegender.faces.detectors.mtcnn import MTCNNDetector
+from agegender.faces.detectors.yunet import YUNET_ENV, YuNetDetector
+
+__all__ = [
+    "LANDMARK_NAMES",
+    "MAX_SIDE",
+    "YUNET_ENV",
+    "Detection",
+    "FaceDetector",
+    "HaarDetector",
+    "MTCNNDetector",
+    "YuNetDetector",
+    "as_rgb_uint8",
+    "available_detectors",
+    "create_detector",
+    "register_detector",
+]
+
+_COMMON_OPTIONS = ("min_face_size", "score_threshold", "max_side")
+
+
+@register_detector("auto")
+def _auto_detector(**kwargs: Any) -> FaceDetector:
+    """MTCNN when its package and runtime work (it gives landmarks for alignment), else the Haar cascade."""
+    try:
+        detector = MTCNNDetector(**kwargs)
+        detector.detect(np.zeros((48, 48, 3), dtype=np.uint8))  # fail now, not on the first user photo
+        return detector
+    except Exception as e:  # any broken optional back-end must fall back, whatever it raises
+        warnings.warn(f"MTCNN face detector unavailable ({e}); falling back to the Haar cascade", stacklevel=2)
+    return HaarDetector(**{k: v for k, v in kwargs.items() if k in _COMMON_OPTIONS})

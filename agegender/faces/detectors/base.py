@@ -1,0 +1,134 @@
+"""The detector interface: :class:`Detection`, the :class:`FaceDetector` base class and the registry.
+
+Every detector takes an RGB ``uint8`` image and returns :class:`Detection` objects sorted by score (highest
+first); subclasses implement only ``_detect``. Detectors are looked up by name (:func:`create_detector`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from agegender.registry import Registry
+
+__all__ = [
+    "LANDMARK_NAMES",
+    "MAX_SIDE",
+    "Detection",
+    "FaceDetector",
+    "as_rgb_uint8",
+    "available_detectors",
+    "create_detector",
+    "register_detector",
+]
+
+#: Order of the five landmarks every detector reports (image-left eye first, as the viewer sees it).
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+#: Default cap on the longer image side that detectors search at (see ``FaceDetector.detect``).
+MAX_SIDE = 1600
+
+
+@dataclass
+class Detection:
+    """One face: box ``(x1, y1, x2, y2)`` in pixels, confidence, and optional 5x2 landmarks."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.box = tuple(float(v) for v in self.box)  # type: ignore[assignment]
+        self.score = float(self.score)
+        if self.landmarks is not None:
+            self.landmarks = np.asarray(self.landmarks, dtype=np.float32).reshape(5, 2)
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    @property
+    def size(self) -> float:
+        """Shorter box side: what "too small to be useful" is judged on."""
+        return min(self.width, self.height)
+
+
+class FaceDetector(ABC):
+    """Common checks and filtering; subclasses only implement :meth:`_detect`."""
+
+    name: str = "base"
+
+    def __init__(
+        self, min_face_size: float = 20.0, score_threshold: float = 0.5, max_side: int | None = MAX_SIDE
+    ) -> None:
+        self.min_face_size = float(min_face_size)
+        self.score_threshold = float(score_threshold)
+        self.max_side = max_side
+
+    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+        """Faces in ``image_rgb`` (HxWx3 uint8 RGB), best first, filtered by size and score.
+
+        Photos larger than ``max_side`` are searched at that size (boxes are mapped back): a 12 MP phone
+        picture would otherwise take seconds per detector, for faces far above any useful size.
+        """
+        image = as_rgb_uint8(image_rgb)
+        height, width = image.shape[:2]
+        if min(height, width) < 2:
+            return []
+        factor = 1.0 if not self.max_side else min(1.0, self.max_side / max(height, width))
+        if factor < 1.0:
+            size = (max(2, round(width * factor)), max(2, round(height * factor)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        raw = self._detect(image, self.min_face_size * factor)
+        found = [_rescaled(d, 1.0 / factor) for d in raw] if factor < 1.0 else raw
+        found = [d for d in found if d.score >= self.score_threshold and d.size >= self.min_face_size]
+        return sorted(found, key=lambda d: d.score, reverse=True)
+
+    @abstractmethod
+    def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:
+        """Raw detections for a validated RGB uint8 image; ``min_size`` is the smallest face side to seek."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(min_face_size={self.min_face_size}, score_threshold={self.score_threshold})"
+
+
+def _rescaled(d: Detection, factor: float) -> Detection:
+    marks = None if d.landmarks is None else d.landmarks * factor
+    return Detection(tuple(v * factor for v in d.box), d.score, marks)
+
+
+def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """Accept the shapes users actually pass (gray, RGBA) but refuse anything that is not 8-bit pixels."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 image, got dtype {image.dtype}")
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return np.ascontiguousarray(image[:, :, :3])
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 RGB image, got shape {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+DETECTORS: Registry[Callable[..., FaceDetector]] = Registry("face detector")
+#: Class/factory decorator: make a detector creatable by ``name``.
+register_detector = DETECTORS.register
+
+
+def available_detectors() -> list[str]:
+    """Registered detector names (``auto`` included); whether a back-end works is checked on creation."""
+    return DETECTORS.names()
+
+
+def create_detector(name: str = "auto", **kwargs: Any) -> FaceDetector:
+    """Build a registered detector; unknown names list the known ones."""
+    return DETECTORS.get(name)(**kwargs)
