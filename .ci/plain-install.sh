@@ -18,7 +18,7 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$VENV" "$WORK"' EXIT
 # Build from a copy: pip builds in-tree and would leave build/ and *.egg-info in the checkout.
 mkdir "$WORK/src"
-tar -C "$REPO" --exclude=./.git --exclude=./.venv --exclude=./runs --exclude=./build --exclude='*.egg-info' -cf - . |
+tar -C "$REPO" --exclude=./.git --exclude=./.venv --exclude=./runs --exclude=./data/aligned --exclude=./build --exclude='*.egg-info' -cf - . |
     tar -C "$WORK/src" -xf -
 "$VENV/bin/python" -m pip install -q "$WORK/src"
 echo "plain (lean) install: $((SECONDS - start)) s, $(du -sm "$VENV" | cut -f1) MB"

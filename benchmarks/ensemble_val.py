@@ -19,9 +19,9 @@ import numpy as np
 from agegender.data.dataset import decode_all
 from agegender.data.readers import read_dataset
 from agegender.data.splits import split_records
+from agegender.evaluation.metrics import compute_metrics
 from agegender.inference.batch import write_result
 from agegender.inference.engine import TorchEngine, load_net, predict_crops
-from agegender.evaluation.metrics import compute_metrics
 
 METRICS = ("mae", "rmse", "gender_acc", "gender_f1", "score")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from agegender import Predictor
 from agegender.data.readers import read_dataset
 from agegender.data.splits import split_records
-from agegender.inference.batch import write_result
 from agegender.evaluation.photos import evaluate_photos
+from agegender.inference.batch import write_result
 
 BANDS = ("0-12", "13-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+")
 
@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         res = evaluate_photos(predictor, records)
         res["model"] = model
         results.append(res)
-        print(f"{model}: {res['estimated']}/{res['photos']} estimated, MAE {res['overall'].get('mae', float('nan')):.2f}")
+        mae = res["overall"].get("mae", float("nan"))
+        print(f"{model}: {res['estimated']}/{res['photos']} estimated, MAE {mae:.2f}")
     command = " ".join(["python", "benchmarks/wild_e2e.py", *argv])
     text = markdown(results, command)
     summary = {
