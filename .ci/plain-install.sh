@@ -35,5 +35,13 @@ if [ -d "$REPO/../shared/data/wild" ]; then
     # exit 1 means "some photo had no usable face" (the table says which): a result, not a failure
     run predict -q "$REPO/../shared/data/wild" || [ $? -eq 1 ]
 fi
+# without the ray extra, --engine ray is a one-line user error (exit 2) that says how to install it
+if run predict --engine ray "$REPO/agegender/serving/examples/astronaut.jpg" --output "$WORK/ray_out" 2>"$WORK/ray.err"; then
+    echo "--engine ray ran without the ray extra" >&2
+    exit 1
+elif [ $? -ne 2 ] || ! grep -q "pip install 'agegender\[ray\]'" "$WORK/ray.err"; then
+    cat "$WORK/ray.err" >&2
+    exit 1
+fi
 run benchmark speed --backends torch,onnx --batch-size 2 --repeats 1 --threads 1 --output "$WORK/speed.json"
 echo "plain-install check passed in $((SECONDS - start)) s"

@@ -67,7 +67,8 @@ logger = logging.getLogger(__name__)
 
 #: CPUs Ray reserves for a read or write task. Reading bytes and writing Parquet wait on storage; decoding and
 #: prediction run in the actors, which take one core each: reserving a core for I/O too would leave the I/O
-#: tasks waiting forever for a core the actors hold (the job hangs).
+#: tasks waiting forever for a core the actors hold (the job hangs). Tasks that reserve nothing are not limited
+#: by cores, so their concurrency is capped instead (else Ray starts dozens of worker processes).
 IO_CPUS = 0
 
 _NUMERIC = {"face": pa.int32(), "age": pa.float64(), "age_low": pa.float64(), "age_high": pa.float64()}
@@ -232,14 +233,18 @@ def _add_prefix(batch: pa.Table, prefix: str) -> pa.Table:
 
 
 def read_images(
-    inputs: Sequence[str] | Inputs, recursive: bool = False, skip: Iterable[str] = (), files_per_block: int = 32
+    inputs: Sequence[str] | Inputs,
+    recursive: bool = False,
+    skip: Iterable[str] = (),
+    files_per_block: int = 32,
+    concurrency: int = 2,
 ) -> ray.data.Dataset:
     """A Ray dataset of ``bytes`` and ``path`` (the URI or absolute path) for the image files of ``inputs``,
     less the paths in ``skip``; missing inputs are left out (see :func:`list_inputs`). Reading is lazy.
 
     ``files_per_block``: Ray would otherwise pack many small files into one block, and a block goes to one
     actor, so a few thousand photos could keep a single actor busy while the others wait; use the actors'
-    batch size."""
+    batch size. ``concurrency``: read tasks at once (they reserve no CPU: see :data:`IO_CPUS`)."""
     found = inputs if isinstance(inputs, Inputs) else list_inputs(inputs, recursive)
     done = set(skip)
     parts = []
@@ -247,12 +252,14 @@ def read_images(
         todo = [p for p in source.paths if source.prefix + p not in done]
         if not todo:
             continue
+        blocks = math.ceil(len(todo) / files_per_block)
         ds = ray.data.read_binary_files(
             todo,
             include_paths=True,
             filesystem=source.filesystem,
             num_cpus=IO_CPUS,
-            override_num_blocks=math.ceil(len(todo) / files_per_block),
+            concurrency=min(concurrency, blocks),
+            override_num_blocks=blocks,
         )
         if source.prefix:  # fused into the read tasks by Ray Data: no extra pass over the data
             ds = ds.map_batches(_add_prefix, fn_kwargs={"prefix": source.prefix}, batch_format="pyarrow")
@@ -307,14 +314,14 @@ class RunReport:
 
 
 def connect(address: str | None = None, num_cpus: int | None = None, quiet: bool = False) -> bool:
-    """Connect to a cluster (``auto``, ``ray://host:10001``) or start a local one; True when this call
-    started Ray (so the caller shuts it down). Ray Data's progress bars follow ``quiet``."""
+    """Connect to a cluster (``auto``, ``ray://host:10001``, else ``$RAY_ADDRESS``) or start a local one;
+    True when this call started Ray (so the caller shuts it down). Ray Data's progress bars follow ``quiet``."""
     ray.data.DataContext.get_current().enable_progress_bars = not quiet
     if quiet:
         logging.getLogger("ray.data").setLevel(logging.WARNING)
     if ray.is_initialized():
         return False
-    if address:
+    if address or os.environ.get("RAY_ADDRESS"):  # set by `ray job submit` for the job's driver
         ray.init(address=address, logging_level=logging.WARNING)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
@@ -359,7 +366,7 @@ def predict_to_parquet(
     logger.info("%d image files, %d already in %s, %d to predict", len(uris), len(uris) - len(todo), output, len(todo))
     if todo:
         n = min(workers or default_workers(threads), math.ceil(len(todo) / batch_size))  # no idle actors
-        faces = read_images(found, skip=done, files_per_block=batch_size).map_batches(
+        faces = read_images(found, skip=done, files_per_block=batch_size, concurrency=n).map_batches(
             FacePredictor,
             fn_constructor_kwargs={**predictor, "threads": threads},
             batch_size=batch_size,
@@ -367,7 +374,8 @@ def predict_to_parquet(
             compute=ray.data.ActorPoolStrategy(size=n),
             num_cpus=threads,
         )
-        faces.write_parquet(root, filesystem=fs, min_rows_per_file=rows_per_file, ray_remote_args={"num_cpus": IO_CPUS})
+        io = {"num_cpus": IO_CPUS}
+        faces.write_parquet(root, filesystem=fs, min_rows_per_file=rows_per_file, ray_remote_args=io, concurrency=n)
     table = read_output(output, ["path", "file_status", "status"])
     files = Counter(dict(zip(*_file_status_counts(table), strict=True)))
     faces_by_status = Counter(s for s in table.column("status").to_pylist() if s is not None)
