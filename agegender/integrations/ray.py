@@ -375,7 +375,10 @@ def predict_to_parquet(
             num_cpus=threads,
         )
         io = {"num_cpus": IO_CPUS}
-        faces.write_parquet(root, filesystem=fs, min_rows_per_file=rows_per_file, ray_remote_args=io, concurrency=n)
+        writers = min(n, math.ceil(len(todo) / rows_per_file))  # parts are >= rows_per_file rows (faces >= files)
+        faces.write_parquet(
+            root, filesystem=fs, min_rows_per_file=rows_per_file, ray_remote_args=io, concurrency=writers
+        )
     table = read_output(output, ["path", "file_status", "status"])
     files = Counter(dict(zip(*_file_status_counts(table), strict=True)))
     faces_by_status = Counter(s for s in table.column("status").to_pylist() if s is not None)
