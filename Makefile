@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[train,serve,test]'
+	$(PY) -m pip install -q -e '.[train,serve,test,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -47,4 +47,12 @@ if [ "$status" -ne 2 ] || ! grep -q "agegender\[train\]" <<<"$out"; then
     echo "error: --backend torch without torch should name the 'train' extra (exit 2), got $status: $out" >&2
     exit 1
 fi
+# without the ray extra, --engine ray is a one-line user error (exit 2) that says how to install it
+if run predict --engine ray "$REPO/agegender/serving/examples/astronaut.jpg" --output "$WORK/ray_out" 2>"$WORK/ray.err"; then
+    echo "--engine ray ran without the ray extra" >&2
+    exit 1
+elif [ $? -ne 2 ] || ! grep -q "pip install 'agegender\[ray\]'" "$WORK/ray.err"; then
+    cat "$WORK/ray.err" >&2
+    exit 1
+fi
 echo "plain-install check passed in $((SECONDS - start)) s"

@@ -49,6 +49,15 @@ def add_parser(sub) -> None:
         flag = "--" + name.replace("_", "-")
         p.add_argument(flag, type=_filter_option(name), default=0.0, metavar=metavar, help=FILTER_HELP[name])
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process; ray: a Ray cluster, INPUTS may be URIs (s3://...), --output is a folder of"
+        " Parquet parts and a re-run skips the files done (needs agegender[ray]; see docs/scale.md)",
+    )
+    p.add_argument("--address", help="with --engine ray: the cluster (auto, ray://HOST:10001; default: start one here)")
+    p.add_argument("--workers", type=positive_int, help="with --engine ray: actors (default: one per CPU core)")
     p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("export", help="export a model folder to ONNX (and TorchScript)", epilog=EXIT_CODES_HELP)
@@ -69,6 +78,14 @@ def add_parser(sub) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        from agegender.cli.predict_ray import cmd_predict_ray
+
+        return cmd_predict_ray(args)
+    if args.address or args.workers:
+        from agegender.errors import ConfigError
+
+        raise ConfigError("--address and --workers apply to --engine ray")
     from agegender.data.listing import skipped_files_note
     from agegender.inference import batch
     from agegender.inference.predictor import Predictor

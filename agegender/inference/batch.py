@@ -25,6 +25,10 @@ from agegender.utils.io import atomic_write_text
 FALLBACK_AGE = 30.0  # used only where a row must be written but no estimate was possible (reported)
 
 
+#: A decoded input: (path, id, RGB image or None when unreadable, the error message when unreadable).
+Loaded = tuple[str, str | None, np.ndarray | None, str]
+
+
 @dataclass
 class Item:
     path: Path
@@ -116,12 +120,35 @@ def _main_face(faces: list[FaceResult], shape: tuple[int, ...]) -> FaceResult:
     return pool[main_face_index([f.box for f in pool], shape)]
 
 
-def _file_result(item: Item, faces: list[FaceResult]) -> FileResult:
+def _file_result(path: str, id_: str | None, faces: list[FaceResult]) -> FileResult:
     if any(f.age is not None for f in faces):
-        return FileResult(str(item.path), item.id, "ok", "", faces)
+        return FileResult(path, id_, "ok", "", faces)
     if faces:
-        return FileResult(str(item.path), item.id, "skipped", "; ".join(f.message for f in faces), faces)
-    return FileResult(str(item.path), item.id, "no_face", "no face found", faces)
+        return FileResult(path, id_, "skipped", "; ".join(f.message for f in faces), faces)
+    return FileResult(path, id_, "no_face", "no face found", faces)
+
+
+def predict_loaded(
+    predictor: Predictor, loaded: list[Loaded], detect: bool = True, single: bool = False
+) -> list[FileResult]:
+    """Estimates for decoded images, one :class:`FileResult` per entry, in order; entries whose image is
+    None (unreadable) become ``error`` results with their message. Shared by every engine (local, Ray), so
+    each reports files and faces the same way."""
+    good = [img for _, _, img, _ in loaded if img is not None]
+    faces_iter = iter(predictor.predict_batch(good, detect=detect) if good else [])
+    out = []
+    for path, id_, img, err in loaded:
+        if img is None:
+            out.append(FileResult(path, id_, "error", err))
+            continue
+        faces = next(faces_iter)
+        if single and faces:
+            faces = [_main_face(faces, img.shape)]
+        elif single:
+            faces = predictor.predict(img, detect=False)
+            faces[0].message = "no face detected: the whole image was used"
+        out.append(_file_result(path, id_, faces))
+    return out
 
 
 def run_predictions(
@@ -143,21 +170,8 @@ def run_predictions(
         tqdm(total=len(items), desc="images", disable=not progress, unit="img") as bar,
     ):
         for start in range(0, len(items), chunk):
-            loaded = list(pool.map(_load, items[start : start + chunk]))
-            good = [(it, img) for it, img, _ in loaded if img is not None]
-            faces_per = predictor.predict_batch([img for _, img in good], detect=detect) if good else []
-            faces_iter = iter(faces_per)
-            for it, img, err in loaded:
-                if img is None:
-                    yield FileResult(str(it.path), it.id, "error", err)
-                    continue
-                faces = next(faces_iter)
-                if single and faces:
-                    faces = [_main_face(faces, img.shape)]
-                elif single:
-                    faces = predictor.predict(img, detect=False)
-                    faces[0].message = "no face detected: the whole image was used"
-                yield _file_result(it, faces)
+            loaded = [(str(it.path), it.id, img, err) for it, img, err in pool.map(_load, items[start : start + chunk])]
+            yield from predict_loaded(predictor, loaded, detect, single)
             bar.update(len(loaded))
 
 
@@ -169,6 +183,20 @@ def write_result(path: str | Path, result: dict, markdown: str) -> None:
 
 
 FACE_COLUMNS = ["age", "age_low", "age_high", "gender", "gender_probability", "status", "quality", "reasons", "box"]
+#: The columns of the per-face table (CSV and Parquet): one row per face, one per file without faces.
+ROW_COLUMNS = ["path", "id", "file_status", "face", *FACE_COLUMNS, "message"]
+
+
+def face_rows(results: Iterable[FileResult]) -> Iterator[list]:
+    """Rows of :data:`ROW_COLUMNS` with typed values: None where a cell is empty (no id, no face, no estimate),
+    ``reasons`` joined by ';', ``box`` as space-separated numbers. Every tabular output builds on this."""
+    for r in results:
+        if not r.faces:
+            yield [r.path, r.id or None, r.status, None, *[None] * len(FACE_COLUMNS), r.message]
+        for i, f in enumerate(r.faces):
+            box = " ".join(f"{v:g}" for v in f.box) if f.box else None
+            values = [f.age, f.age_low, f.age_high, f.gender, f.gender_probability, f.status, f.quality]
+            yield [r.path, r.id or None, r.status, i, *values, ";".join(f.reasons), box, f.message or r.message]
 
 
 def _cell(value: object) -> object:
@@ -179,16 +207,8 @@ def to_csv(results: list[FileResult]) -> str:
     """One row per face (one per file without faces); ``reasons`` joined by ';'."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["path", "id", "file_status", "face", *FACE_COLUMNS, "message"])
-    for r in results:
-        if not r.faces:
-            w.writerow([r.path, r.id or "", r.status, "", *[""] * len(FACE_COLUMNS), r.message])
-        for i, f in enumerate(r.faces):
-            box = " ".join(f"{v:g}" for v in f.box) if f.box else ""
-            values = [f.age, f.age_low, f.age_high, f.gender, f.gender_probability, f.status, f.quality]
-            w.writerow(
-                [r.path, r.id or "", r.status, i, *map(_cell, values), ";".join(f.reasons), box, f.message or r.message]
-            )
+    w.writerow(ROW_COLUMNS)
+    w.writerows(map(_cell, row) for row in face_rows(results))
     return buf.getvalue()
 
 
@@ -238,8 +258,13 @@ def summarize(results: list[FileResult]) -> str:
     """Files by status and faces by status, for the line printed after a run."""
     files = Counter(r.status for r in results)
     faces = Counter(f.status for r in results for f in r.faces)
+    return summary_line(files, faces)
+
+
+def summary_line(files: Counter, faces: Counter) -> str:
+    """The summary sentence from counts of files by status and of faces by status (any engine)."""
     return (
-        f"{len(results)} files: {files.get('ok', 0)} with an estimate, {files.get('no_face', 0)} without a face, "
-        f"{files.get('skipped', 0)} with every face skipped, {files.get('error', 0)} unreadable; "
+        f"{sum(files.values())} files: {files.get('ok', 0)} with an estimate, {files.get('no_face', 0)} without a "
+        f"face, {files.get('skipped', 0)} with every face skipped, {files.get('error', 0)} unreadable; "
         f"faces: {faces.get('ok', 0)} ok, {faces.get('low_quality', 0)} low quality, {faces.get('skipped', 0)} skipped"
     )
