@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from agegender.cli.argtypes import positive_int
 from agegender.errors import EXIT_CODES_HELP
 
 
@@ -26,6 +27,11 @@ def add_parser(sub) -> None:
     p.add_argument("--data", required=True, help="labelled photos (folder with labels.csv, manifest, ...)")
     p.add_argument("--split-file", help="choose photos by this split file (e.g. the run's split.json)")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument(
+        "--limit",
+        type=positive_int,
+        help="use N photos (the first by content hash: a fixed random-like sample)",
+    )
     p.add_argument("--output", help="write the figures as JSON here")
     p.add_argument("--write", action="store_true", help="store the factors in MODEL/config.json")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -47,10 +53,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         ensure_writable(Path(args.model) / "config.json")
     records = [r for r in read_dataset(args.data, progress=not args.quiet).records if r.labelled]
     chosen = split_records(records, args.split_file)[args.split] if args.split_file else records
+    if args.limit and args.limit < len(chosen):  # by content hash: the same sample on every machine
+        chosen = sorted(chosen, key=lambda r: r.digest or str(r.path))[: args.limit]
     predictor = Predictor.load(args.model)
     rows = collect_faces(predictor, chosen, progress=not args.quiet)
     result = calibrate(rows)
     where = f"{args.data} ({args.split} split of {args.split_file})" if args.split_file else str(args.data)
+    if args.limit:
+        where += f", {len(chosen)} photos (first by content hash)"
     result["data"] = where
     print(format_calibration(result))
     saved = []
