@@ -1,7 +1,7 @@
 """The package's layers: imports point downward only, and the runtime imports no training stack.
 
 Layers, bottom to top: errors -> shared helpers (registry, utils, face_filter) -> data -> faces, models ->
-inference -> evaluation, serving -> training -> benchmarks -> cli. Every import of another ``agegender``
+inference -> evaluation, serving, integrations -> training -> benchmarks -> cli. Every import of another ``agegender``
 package is checked, wherever it sits in a module (a function-level import is still a dependency); imports
 under ``if TYPE_CHECKING:`` are annotations only and are skipped.
 """
@@ -25,6 +25,7 @@ RANK = {
     "inference": 4,
     "evaluation": 5,
     "serving": 5,
+    "integrations": 5,
     "training": 6,
     "benchmarks": 7,
     "cli": 8,
