@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -122,16 +123,12 @@ def run_evaluation(
 def evaluate_model(
     model: str | Path | None,
     data: str | Path | Sequence[str | Path],
-    fmt: str = "auto",
-    split: str = "test",
-    split_file: str | Path | None = None,
-    batch_size: int = 128,
-    tta: bool = False,
     report_dir: str | Path | None = None,
-    progress: bool = True,
+    **options: Any,
 ) -> dict:
-    """:func:`run_evaluation`, then the report folder when ``report_dir`` is given; returns the metrics."""
-    ev = run_evaluation(model, data, fmt, split, split_file, batch_size, tta, progress)
+    """:func:`run_evaluation` (``options`` are its keywords), then the report folder when ``report_dir`` is
+    given; returns the metrics."""
+    ev = run_evaluation(model, data, **options)
     if report_dir is not None:
         from agegender.evaluation.report import write_report
 
