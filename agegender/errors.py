@@ -33,6 +33,10 @@ class ConfigError(AgeGenderError, ValueError):
     """An option or recipe value that is not one of the allowed ones (unknown name, wrong mode, ...)."""
 
 
+class DetectorModelError(AgeGenderError, FileNotFoundError):
+    """A face detector's model file is missing or unreadable; the message says where it looked."""
+
+
 class MissingExtraError(AgeGenderError, RuntimeError):
     """A feature needs an optional dependency that is not installed; the message names the extra."""
 

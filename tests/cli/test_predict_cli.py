@@ -303,3 +303,11 @@ def test_predict_says_which_files_a_folder_skips(model_dir: Path, photos: Path, 
     assert f"note: {folder}: 2 files skipped, not read as images" in err
     assert "2 x skipped_heic: IMG_0001.HEIC, IMG_0002.heic (HEIC/HEIF is not supported" in err
     assert err.strip().splitlines()[-1].startswith("1 files: 1 with an estimate")
+
+
+def test_a_missing_detector_model_is_a_user_error(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("AGEGENDER_YUNET_MODEL", raising=False)
+    astronaut = Path(__file__).resolve().parents[2] / "agegender" / "serving" / "examples" / "astronaut.jpg"
+    code, _, err = _run(["predict", "--detector", "yunet", str(astronaut), "-q"], capsys)
+    assert code == 2
+    assert err.strip().startswith("error: YuNet face detector model") and "Traceback" not in err

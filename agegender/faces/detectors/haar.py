@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from agegender.errors import DetectorModelError
 from agegender.faces.detectors.base import MAX_SIDE, Detection, FaceDetector, register_detector
 
 __all__ = ["HaarDetector"]
@@ -34,7 +35,7 @@ class HaarDetector(FaceDetector):
         path = Path(cv2.data.haarcascades) / cascade
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
-            raise FileNotFoundError(f"Haar cascade not found or unreadable: {path}")
+            raise DetectorModelError(f"Haar cascade not found or unreadable: {path}")
         self.scale_factor = scale_factor
 
     def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from agegender.errors import DetectorModelError
 from agegender.faces.detectors.base import MAX_SIDE, Detection, FaceDetector, register_detector
 
 __all__ = ["YUNET_ENV", "YuNetDetector"]
@@ -61,7 +62,7 @@ def _find_yunet_model(model_path: str | os.PathLike[str] | None) -> Path:
         if path.is_file():
             return path
         tried.append(f"{origin}: {path.resolve()} (no such file)")
-    raise FileNotFoundError(
+    raise DetectorModelError(
         "YuNet face detector model (.onnx, e.g. face_detection_yunet_2023mar.onnx from opencv_zoo) not found; "
         "looked at: " + "; ".join(tried) + ". Pass model_path=... or use detector 'mtcnn' or 'haar'."
     )
