@@ -40,7 +40,12 @@ def add_parser(sub) -> None:
     p.add_argument("--no-detect", action="store_true", help="images are already face crops (UTKFace-like)")
     p.add_argument("--detector", default="auto", help="face detector: auto, mtcnn, haar, yunet")
     p.add_argument("--detector-model", help="model file for the yunet detector")
-    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument(
+        "--format",
+        choices=["table", "json", "csv"],
+        default=None,
+        help="output format (default: from the --output extension, .json or .csv; else the text table)",
+    )
     p.add_argument("--output", "-o", help="output file (json/csv), or the submission path with --competition")
     p.add_argument("--batch-size", type=positive_int, default=32, help="images per batch")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
@@ -77,6 +82,20 @@ def add_parser(sub) -> None:
     k.set_defaults(func=cmd_package)
 
 
+#: Output formats implied by a file extension; anything else is the text table.
+FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv"}
+
+
+def output_format(given: str | None, output: str | None) -> str:
+    """The format asked for, else the one the output file's extension names; a contradiction is an error."""
+    from agegender.errors import ConfigError
+
+    implied = FORMAT_BY_SUFFIX.get(Path(output).suffix.lower()) if output else None
+    if given and implied and given != implied:
+        raise ConfigError(f"--format {given} contradicts --output {output} (a .{implied} file); drop one of them")
+    return given or implied or "table"
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         from agegender.cli.predict_ray import cmd_predict_ray
@@ -91,6 +110,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from agegender.inference.predictor import Predictor
     from agegender.utils.io import ensure_writable, raise_if_unsaved, write_text_output
 
+    args.format = output_format(args.format, args.output if not args.competition else None)
     out = Path(args.output or Path(args.competition) / "submission.csv") if args.competition else args.output
     if out:
         ensure_writable(out)

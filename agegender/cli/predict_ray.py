@@ -14,7 +14,7 @@ def _check(args: argparse.Namespace) -> None:
     for flag, value in (("--competition", args.competition), ("--manifest", args.manifest)):
         if value:
             raise ConfigError(f"{flag} is not supported with --engine ray: give image files, folders or URIs")
-    if args.format != "table":
+    if args.format not in (None, "table"):
         raise ConfigError(f"--engine ray writes Parquet with the columns of --format csv: drop --format {args.format}")
     if not args.output:
         raise ConfigError("--engine ray needs --output FOLDER (Parquet part files; a local path or a URI)")

@@ -149,3 +149,20 @@ def split_records(
 ) -> dict[str, list[FaceRecord]]:
     """Split one dataset; with ``split_file``, reuse it if it exists (new images by hash), else write it."""
     return split_sources({"data": records}, split_file, fractions)["data"]
+
+
+def sample_records(records: Sequence[FaceRecord], n: int) -> list[FaceRecord]:
+    """``n`` records spread over the strata (age band x gender) in proportion, each stratum's taken in
+    content-hash order: a fixed, random-like sample, so quick runs (``data.limit``) see every age, not the
+    first files by name (UTKFace's first 256 are ages 10-12 and 100+)."""
+    if n >= len(records):
+        return list(records)
+    strata: dict[str, list[FaceRecord]] = defaultdict(list)
+    for r in records:
+        strata[_stratum(r)].append(r)
+    keys = sorted(strata)
+    counts = _allocate(n, [len(strata[k]) / len(records) for k in keys])
+    chosen: list[FaceRecord] = []
+    for k, c in zip(keys, counts, strict=True):
+        chosen += sorted(strata[k], key=lambda r: r.digest or str(r.path))[:c]
+    return chosen

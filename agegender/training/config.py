@@ -67,7 +67,7 @@ class DataConfig:
     batch_size: int = 64
     eval_batch_size: int = 128
     num_workers: int = 2
-    limit: int | None = None  # use only the first N records of each split (smoke runs)
+    limit: int | None = None  # quick runs: N records of each split (per dataset), a fixed sample over all ages
     # Final refit: once a recipe is chosen on val, train on train + val (val is still scored, but no longer held
     # out, so the model folder takes the last epoch instead of the best one).
     train_on_val: bool = False

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from agegender.data.dataset import FaceDataset
 from agegender.data.readers import read_dataset
 from agegender.data.records import DataError, FaceRecord
-from agegender.data.splits import split_sources
+from agegender.data.splits import sample_records, split_sources
 from agegender.data.transforms import build_eval_transform, build_train_transform, seed_transform
 from agegender.training.config import DataConfig, DistillConfig, SourceConfig
 
@@ -84,7 +84,7 @@ class AgeGenderDataModule(L.LightningDataModule):
             recs: list[FaceRecord] = []
             idx: list[int] = []
             for i, name in enumerate(self.source_names):
-                chosen = parts[name][split][:limit] if limit else parts[name][split]
+                chosen = sample_records(parts[name][split], limit) if limit else parts[name][split]
                 recs += chosen
                 idx += [i] * len(chosen)
             self.splits[split], self.source_index[split] = recs, np.asarray(idx, dtype=np.int64)

@@ -73,6 +73,10 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
     out_dir = ensure_writable(recipe.output_dir, kind="dir")
     for src in sources:  # fail on a missing label column now, not after reading the other datasets
         require_labels(src.path, src.format)
+    for teacher in recipe.distill.teachers:  # and on a missing teacher, before reading any image
+        t = Path(teacher)
+        if not ((t / "config.json").is_file() or (t.suffix == ".ckpt" and t.is_file())):
+            raise RecipeError(f"distill.teachers: {teacher} is neither a model folder (with config.json) nor a .ckpt")
     out_dir.mkdir(parents=True, exist_ok=True)
     if tc.threads:
         torch.set_num_threads(tc.threads)

@@ -311,3 +311,18 @@ def test_a_missing_detector_model_is_a_user_error(tmp_path: Path, capsys, monkey
     code, _, err = _run(["predict", "--detector", "yunet", str(astronaut), "-q"], capsys)
     assert code == 2
     assert err.strip().startswith("error: YuNet face detector model") and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("name", "first"), [("out.json", "["), ("out.csv", "path,id,file_status")])
+def test_output_format_follows_the_file_extension(name: str, first: str, tmp_path: Path, capsys) -> None:
+    astronaut = Path(__file__).resolve().parents[2] / "agegender" / "serving" / "examples" / "astronaut.jpg"
+    out = tmp_path / name
+    code, _, _ = _run(["predict", str(astronaut), "-o", str(out), "-q"], capsys)
+    assert code == 0 and out.read_text().startswith(first)
+
+
+def test_a_format_that_contradicts_the_extension_is_refused(tmp_path: Path, capsys) -> None:
+    astronaut = Path(__file__).resolve().parents[2] / "agegender" / "serving" / "examples" / "astronaut.jpg"
+    code, _, err = _run(["predict", str(astronaut), "-o", str(tmp_path / "o.json"), "--format", "csv"], capsys)
+    assert code == 2 and "--format csv contradicts --output" in err
+    assert not (tmp_path / "o.json").exists()

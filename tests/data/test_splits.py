@@ -180,3 +180,18 @@ def test_save_split_roundtrip(tmp_path: Path) -> None:
     assert list(payload["assignment"]) == ["a", "b"]
     assert load_split(path) == ({"a": "train", "b": "val"}, (0.8, 0.1, 0.1))
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_sample_records_spreads_over_ages_and_is_fixed() -> None:
+    from agegender.data.records import FaceRecord
+    from agegender.data.splits import sample_records
+
+    records = [
+        FaceRecord(Path(f"{i}.jpg"), float(i % 90), i % 2, digest=f"{(i * 7919) % 10007:08x}") for i in range(900)
+    ]
+    sample = sample_records(records, 90)
+    assert len(sample) == 90 and sample == sample_records(list(reversed(records)), 90)
+    ages = sorted(r.age for r in sample)
+    assert ages[0] < 13 and ages[-1] >= 70  # children and the old, not just the first files
+    assert abs(sum(r.gender for r in sample) - 45) <= 2
+    assert sample_records(records[:5], 10) == records[:5]

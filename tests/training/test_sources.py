@@ -171,3 +171,11 @@ def test_cli_init_fine_tunes_and_records_it(utk_dir, tmp_path, overrides):
     assert main(["train", "scratch_cnn", "--init", str(first / "model"), *overrides(utk_dir, out)]) == 0
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["model"]["init"] == str(first / "model")
+
+
+def test_a_missing_teacher_fails_before_any_work(utk_dir, tmp_path, overrides, capsys):
+    out = tmp_path / "run"
+    args = ["train", "scratch_cnn", *overrides(utk_dir, out), "distill.teachers=[/nonexistent/model]"]
+    assert main(args) == 2
+    assert "distill.teachers: /nonexistent/model is neither a model folder" in capsys.readouterr().err
+    assert not (out / "split.json").exists()
