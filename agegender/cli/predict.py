@@ -185,6 +185,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         from agegender.models.export import ONNX_FILE, export_onnx
 
         out = export_onnx(net, args.output or folder / ONNX_FILE)
+        if Path(out).resolve() == (folder / ONNX_FILE).resolve():
+            from agegender.models.folder import record_fingerprints
+
+            record_fingerprints(folder)  # model.onnx now matches model.safetensors again
     else:
         import torch
 

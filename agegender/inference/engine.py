@@ -17,7 +17,14 @@ import numpy as np
 
 from agegender.errors import ConfigError, MissingExtraError, missing_extra
 from agegender.inference.preprocess import Preprocessor
-from agegender.models.folder import DEFAULT_MODEL_DIR, ONNX_FILE, OUTPUT_NAMES, Preprocessing, read_config
+from agegender.models.folder import (
+    DEFAULT_MODEL_DIR,
+    ONNX_FILE,
+    OUTPUT_NAMES,
+    Preprocessing,
+    check_fingerprints,
+    read_config,
+)
 
 if TYPE_CHECKING:
     from agegender.models.model import AgeGenderNet
@@ -136,6 +143,8 @@ def load_engine(model: str | Path | None = None, backend: str = "auto", threads:
     folder = Path(model) if model is not None else DEFAULT_MODEL_DIR
     onnx_file = folder / ONNX_FILE
     has_onnx = folder.is_dir() and onnx_file.is_file()
+    if folder.is_dir():
+        check_fingerprints(folder)
     if backend in ("onnx", "auto") and has_onnx:
         return OnnxEngine.from_folder(folder, threads), read_config(folder)
     net, config = load_net(model)

@@ -9,7 +9,11 @@ it and nothing else, so this module imports torch only inside the functions that
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
+import shutil
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -201,3 +205,66 @@ def load_checkpoint_net(path: str | Path) -> AgeGenderNet:
     net = build_model(ModelConfig(**{**model, "pretrained": False, "pretrained_path": None}))
     net.load_state_dict(state)
     return net.eval()
+
+
+# ------------------------------------------------------------------------------------- folder integrity
+
+WEIGHT_FILES = ("model.safetensors", "model.onnx")
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex, first 32 characters): enough to tell two weight files apart."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:32]
+
+
+def record_fingerprints(folder: str | Path) -> dict[str, str]:
+    """Store the digests of the weight files in ``config.json``: written together, they belong together.
+
+    Call it right after ``model.onnx`` was exported from ``model.safetensors`` (``package``, ``export``)."""
+    folder = Path(folder)
+    config = read_config(folder)
+    config["files"] = {n: file_digest(folder / n) for n in WEIGHT_FILES if (folder / n).is_file()}
+    tmp = folder / f".config.json.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    tmp.replace(folder / "config.json")
+    return config["files"]
+
+
+def check_fingerprints(folder: str | Path, config: dict | None = None) -> None:
+    """Refuse a folder whose weight files are not the ones recorded together (e.g. ``model.safetensors``
+    replaced but ``model.onnx`` left from another model: the two backends would then disagree silently)."""
+    folder = Path(folder)
+    recorded = (config if config is not None else read_config(folder)).get("files") or {}
+    changed = [n for n, d in recorded.items() if (folder / n).is_file() and file_digest(folder / n) != d]
+    if changed:
+        raise ModelFolderError(
+            f"{folder}: {', '.join(changed)} changed since the folder was written, so model.onnx and "
+            "model.safetensors may hold different models; re-export with `agegender export "
+            f"{folder}` (which records them anew) or restore the folder"
+        )
+
+
+def replace_folder(build, target: str | Path) -> Path:
+    """Write a folder beside ``target`` with ``build(tmp_folder)``, then swap it in: a failure leaves the old
+    folder exactly as it was, and readers never see a half-written one."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.new-{uuid.uuid4().hex[:8]}"
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        build(tmp)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not target.exists():
+            os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return target

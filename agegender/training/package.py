@@ -6,11 +6,18 @@ import json
 import shutil
 from pathlib import Path
 
-from agegender.evaluation.evaluate import evaluate_model
+from agegender.evaluation.evaluate import run_evaluation
 from agegender.evaluation.metrics import format_metrics
+from agegender.evaluation.report import write_report
 from agegender.inference.batch import atomic_write_text
 from agegender.models.export import ONNX_FILE, export_onnx
-from agegender.models.folder import ModelFolderError, load_model_folder, read_config
+from agegender.models.folder import (
+    ModelFolderError,
+    load_model_folder,
+    read_config,
+    record_fingerprints,
+    replace_folder,
+)
 from agegender.utils.io import ensure_writable
 
 CARD_TEMPLATE = """# Model card: {name}
@@ -134,19 +141,36 @@ def package_run(
     ensure_writable(out, kind="dir")
     if report_dir is not None:
         ensure_writable(report_dir, kind="dir")
-    out.mkdir(parents=True, exist_ok=True)
-    for f in ("model.safetensors", "config.json"):
-        shutil.copy2(run / "model" / f, out / f)
-    shutil.copy2(run / "split.json", out / "split.json")
-    net = load_model_folder(out)
-    export_onnx(net, out / ONNX_FILE)
-    result = evaluate_model(out, data, split="test", split_file=out / "split.json", report_dir=report_dir)
-    splits = json.loads((out / "split.json").read_text())["assignment"].values()
+
+    results: list[dict] = []
+
+    def build(folder: Path) -> None:  # everything is written here first; the old folder is replaced at the end
+        for f in ("model.safetensors", "config.json"):
+            shutil.copy2(run / "model" / f, folder / f)
+        shutil.copy2(run / "split.json", folder / "split.json")
+        net = load_model_folder(folder)
+        export_onnx(net, folder / ONNX_FILE)
+        record_fingerprints(folder)
+        ev = run_evaluation(folder, data, split="test", split_file=folder / "split.json")
+        ev.result.update(model=str(out), split_file=str(out / "split.json"))  # where it will live, not the temp
+        result = ev.result
+        if report_dir is not None:
+            write_report(result, ev.predictions, Path(report_dir))
+        atomic_write_text(folder / "MODEL_CARD.md", _card(folder, net, result, name))
+        atomic_write_text(folder / "metrics.json", json.dumps(result, indent=2) + "\n")
+        results.append(result)
+
+    replace_folder(build, out)
+    return results[0]
+
+
+def _card(folder: Path, net, result: dict, name: str) -> str:
+    splits = json.loads((folder / "split.json").read_text())["assignment"].values()
     counts = {k: sum(1 for v in splits if v == k) for k in ("train", "val", "test")}
-    cfg = read_config(out)
+    cfg = read_config(folder)
     m = cfg["model"]
     recipe = cfg.get("training", {}).get("recipe", {})
-    card = CARD_TEMPLATE.format(
+    return CARD_TEMPLATE.format(
         name=name,
         backbone=m["backbone"],
         size=m["input_size"],
@@ -164,6 +188,3 @@ def package_run(
         overall=format_metrics(result["overall"]),
         slices=_slice_rows(result["slices"]),
     )
-    atomic_write_text(out / "MODEL_CARD.md", card)
-    atomic_write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")
-    return result
