@@ -135,7 +135,10 @@ def load_image(source: str | Path | bytes | np.ndarray | Image.Image) -> np.ndar
     if isinstance(source, Image.Image):
         if source.width * source.height > MAX_PIXELS:
             raise ImageError(f"image too large ({source.width}x{source.height})")
-        return np.asarray(_to_rgb(source), dtype=np.uint8)
+        try:  # a lazily opened PIL image decodes here: a truncated or corrupt file fails now, with OSError
+            return np.asarray(_to_rgb(source), dtype=np.uint8)
+        except (OSError, SyntaxError, ValueError) as e:
+            raise ImageError(f"image could not be decoded ({type(e).__name__}: {e})") from None
     if isinstance(source, bytes | bytearray):
         return decode_image(bytes(source))
     path = Path(source)

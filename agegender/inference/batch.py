@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from agegender.data.images import IMAGE_EXTENSIONS, ImageError, load_image
 from agegender.data.records import DataError
 from agegender.faces.select import main_face_index
-from agegender.inference.predictor import FaceResult, Predictor
+from agegender.inference.predictor import FaceResult, Predictor, split_error
 from agegender.utils.io import atomic_write_text
 
 FALLBACK_AGE = 30.0  # used only where a row must be written but no estimate was possible (reported)
@@ -141,7 +141,10 @@ def predict_loaded(
         if img is None:
             out.append(FileResult(path, id_, "error", err))
             continue
-        faces = next(faces_iter)
+        faces, err = split_error(next(faces_iter))
+        if err:
+            out.append(FileResult(path, id_, "error", err))
+            continue
         if single and faces:
             faces = [_main_face(faces, img.shape)]
         elif single:
