@@ -89,9 +89,25 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def decode_image(data: bytes, name: str = "image") -> np.ndarray:
-    """Decode bytes to an RGB uint8 array (H, W, 3), or raise :class:`ImageError` with a clear message."""
+def frame_note(img: Image.Image) -> str:
+    """ "first of N frames used" for a multi-page TIFF or an animated GIF/WebP, whose other frames Pillow would
+    leave out silently; "" for a still image."""
+    frames = getattr(img, "n_frames", 1)
+    return f"first of {frames} frames used" if frames > 1 else ""
+
+
+def _note(img: Image.Image, notes: list[str] | None) -> None:
+    if notes is not None and (note := frame_note(img)):
+        notes.append(note)
+
+
+def decode_image(data: bytes, name: str = "image", notes: list[str] | None = None) -> np.ndarray:
+    """Decode bytes to an RGB uint8 array (H, W, 3), or raise :class:`ImageError` with a clear message.
+
+    ``notes``, when given, receives what the caller should report about the decode (``first of 3 frames used``).
+    """
     img = _open(data, name)
+    _note(img, notes)
     try:
         rgb = _to_rgb(img)
         arr = np.asarray(rgb, dtype=np.uint8)
@@ -118,8 +134,9 @@ def check_image(data: bytes, name: str = "image") -> tuple[int, int]:
     return w, h
 
 
-def load_image(source: str | Path | bytes | np.ndarray | Image.Image) -> np.ndarray:
-    """Accept a path, raw bytes, a PIL image or an array and return RGB uint8 (H, W, 3)."""
+def load_image(source: str | Path | bytes | np.ndarray | Image.Image, notes: list[str] | None = None) -> np.ndarray:
+    """Accept a path, raw bytes, a PIL image or an array and return RGB uint8 (H, W, 3); ``notes`` as for
+    :func:`decode_image`."""
     if isinstance(source, np.ndarray):
         arr = source
         if arr.ndim == 2:
@@ -136,11 +153,12 @@ def load_image(source: str | Path | bytes | np.ndarray | Image.Image) -> np.ndar
         if source.width * source.height > MAX_PIXELS:
             raise ImageError(f"image too large ({source.width}x{source.height})")
         try:  # a lazily opened PIL image decodes here: a truncated or corrupt file fails now, with OSError
+            _note(source, notes)
             return np.asarray(_to_rgb(source), dtype=np.uint8)
         except (OSError, SyntaxError, ValueError) as e:
             raise ImageError(f"image could not be decoded ({type(e).__name__}: {e})") from None
     if isinstance(source, bytes | bytearray):
-        return decode_image(bytes(source))
+        return decode_image(bytes(source), notes=notes)
     path = Path(source)
     try:
         data = path.read_bytes()
@@ -150,4 +168,4 @@ def load_image(source: str | Path | bytes | np.ndarray | Image.Image) -> np.ndar
         raise ImageError(f"{path}: is a directory, not an image") from None
     except OSError as e:
         raise ImageError(f"{path}: cannot read file ({e.strerror})") from None
-    return decode_image(data, str(path))
+    return decode_image(data, str(path), notes)

@@ -159,8 +159,10 @@ class Predictor:
         """
         if isinstance(image, list | tuple):
             raise TypeError(f"predict takes one image, got a {type(image).__name__}: use predict_batch(images)")
-        arr = load_image(image)  # raises ImageError here; predict_batch would turn it into an error entry
-        return self.predict_batch([arr], detect=detect, quality_filter=quality_filter)[0]
+        faces, error = split_error(self.predict_batch([image], detect=detect, quality_filter=quality_filter)[0])
+        if error:
+            raise ImageError(error)
+        return faces
 
     def predict_batch(
         self,
@@ -171,8 +173,10 @@ class Predictor:
     ) -> list[list[FaceResult]]:
         """Like :meth:`predict` for many images, one list per input, in order; face crops from all images share
         batches. An input that cannot be read does not stop the others: its list is the single entry
-        ``FaceResult(status="error", message=why)`` (no estimate, ``age`` None). Wrong argument types (an
-        int, a list where an image is expected) still raise ``TypeError``: they are bugs, not bad images.
+        ``FaceResult(status="error", message=why)`` (no estimate, ``age`` None). A note about the decode
+        (``first of 3 frames used``: multi-page TIFF, animated GIF) ends each of that image's faces' ``message``.
+        Wrong argument types (an int, a list where an image is expected) still raise ``TypeError``: they are
+        bugs, not bad images.
         """
         if isinstance(images, str | bytes | bytearray | Path) or (isinstance(images, np.ndarray) and images.ndim < 4):
             raise TypeError(f"predict_batch takes a sequence of images, got one {type(images).__name__}: use predict")
@@ -180,15 +184,17 @@ class Predictor:
         crops: list[np.ndarray] = []
         owners: list[dict[str, Any]] = []
         results: list[list[FaceResult | None]] = []
+        notes: list[str] = []
         for image in images:
+            notes.clear()
             try:
-                arr = load_image(image)
+                arr = load_image(image, notes)
             except ImageError as e:
                 results.append([FaceResult(status="error", message=str(e))])
                 continue
             if not detect:  # the whole image is the face: nothing was measured, so nothing is flagged
                 crops.append(arr)
-                owners.append({"scale": interval_scale(self.config)})
+                owners.append({"scale": interval_scale(self.config), "message": "; ".join(notes)})
                 results.append([None])
                 continue
             slots: list[FaceResult | None] = []
@@ -200,7 +206,7 @@ class Predictor:
                     "landmarks": None if det.landmarks is None else np.round(det.landmarks.astype(float), 1).tolist(),
                     "reasons": face.reasons,
                     "quality": face.quality,
-                    "message": face.message,
+                    "message": "; ".join(filter(None, [face.message, *notes])),
                 }
                 if face.estimate:
                     crops.append(face.crop)

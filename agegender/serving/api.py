@@ -133,6 +133,7 @@ def build_router(service: Service) -> APIRouter:
             "faces": [f.to_dict() for f in result.faces],
             "count": len(result.faces),
             "message": result.message,
+            "notes": result.notes,
             "image": {"width": result.width, "height": result.height},
             "model": service.info,
             "seconds": round(result.seconds, 4),

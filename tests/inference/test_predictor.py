@@ -249,7 +249,8 @@ def test_blurred_face_gets_the_calibrated_wider_interval(model_dir: Path, detect
     a, b = plain[0], wide[0]
     assert a.status == b.status == "low_quality" and "blurry" in a.reasons
     assert a.interval_scale == 1.0 and b.interval_scale == 2.0
-    assert b.age == a.age and b.age_std == pytest.approx(2 * a.age_std, abs=0.01)
+    # Both spreads are rounded to 0.01, so twice one differs from the other by up to 0.015.
+    assert b.age == a.age and b.age_std == pytest.approx(2 * a.age_std, abs=0.02)
     assert b.age_high - b.age == pytest.approx(2 * (a.age_high - a.age), abs=0.02)
     assert b.age_high - b.age == pytest.approx(central_z(0.8) * b.age_std, abs=0.02)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from agegender.serving.limits import Busy, InferencePool, ServeLimits, Timeout
 
@@ -166,6 +168,40 @@ def test_too_many_pixels_is_413(service, astronaut_png: bytes) -> None:
     with limited_client(service, max_pixels=100_000) as c:
         r = c.post(URL, files={"file": ("astronaut.png", astronaut_png, "image/png")})
         assert r.status_code == 413 and "megapixels" in r.json()["detail"]
+
+
+def test_too_many_pixels_is_refused_before_the_queue(service, astronaut_png: bytes) -> None:
+    """The header says enough: an oversized image must not wait behind other requests for its 413."""
+    from fastapi import FastAPI
+
+    from agegender.serving.api import build_router
+    from agegender.serving.service import Service
+
+    limited = Service(service.predictor, ServeLimits(max_pixels=100_000))
+
+    async def never(*args, **kwargs):
+        raise AssertionError("an image refusable from its header reached the inference pool")
+
+    limited.pool.run = never
+    app = FastAPI()
+    app.include_router(build_router(limited))
+    with TestClient(app) as c:
+        r = c.post(URL, files={"file": ("astronaut.png", astronaut_png, "image/png")})
+    assert r.status_code == 413 and "megapixels" in r.json()["detail"]
+    limited.close()
+
+
+def test_animated_gif_says_the_first_frame_was_used(client: TestClient) -> None:
+    from skimage.data import astronaut
+
+    buf = io.BytesIO()
+    frames = [Image.fromarray(astronaut()), *(Image.new("RGB", (512, 512), (g, g, g)) for g in (60, 160))]
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    r = client.post(URL, files={"file": ("anim.gif", buf.getvalue(), "image/gif")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["notes"] == ["first of 3 frames used"] and "first of 3 frames used" in body["message"]
+    assert body["count"] == 1
 
 
 def test_timeout_is_504(service, astronaut_png: bytes) -> None:
