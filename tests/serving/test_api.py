@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import time
 from collections.abc import Iterator
 
@@ -202,6 +203,71 @@ def test_animated_gif_says_the_first_frame_was_used(client: TestClient) -> None:
     body = r.json()
     assert body["notes"] == ["first of 3 frames used"] and "first of 3 frames used" in body["message"]
     assert body["count"] == 1
+
+
+def _post_raw(app, receive) -> list[dict]:
+    """POST to the API at ASGI level with our own ``receive``: how a client that stalls or goes away looks."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": URL,
+        "raw_path": URL.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"image/png"), (b"content-length", b"100000")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def _api_app(service, **limits):
+    from fastapi import FastAPI
+
+    from agegender.serving.api import build_router
+    from agegender.serving.service import Service
+
+    app = FastAPI()
+    app.include_router(build_router(Service(service.predictor, ServeLimits(**limits))))
+    return app
+
+
+def test_client_disconnect_logs_one_line(service, caplog: pytest.LogCaptureFixture) -> None:
+    messages = [{"type": "http.request", "body": b"\x89PNG", "more_body": True}, {"type": "http.disconnect"}]
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    with caplog.at_level(logging.INFO):
+        _post_raw(_api_app(service), receive)  # raised ClientDisconnect (a traceback in the log) before
+    lines = [r for r in caplog.records if "disconnected" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_stalled_upload_is_408(service) -> None:
+    first = [{"type": "http.request", "body": b"\x89PNG", "more_body": True}]
+
+    async def receive() -> dict:
+        if first:
+            return first.pop()
+        await asyncio.sleep(30)  # the client stops sending
+        return {"type": "http.disconnect"}
+
+    start = time.perf_counter()
+    sent = _post_raw(_api_app(service, read_timeout_s=0.2), receive)
+    assert time.perf_counter() - start < 5
+    assert sent[0]["status"] == 408
+    assert b"upload_timeout" in b"".join(m.get("body", b"") for m in sent)
 
 
 def test_timeout_is_504(service, astronaut_png: bytes) -> None:
