@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, features
+from PIL import ExifTags, Image, ImageOps, features
 
 from agegender.errors import AgeGenderError
 
@@ -76,7 +76,10 @@ def _open(data: bytes, name: str) -> Image.Image:
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    img = ImageOps.exif_transpose(img) or img
+    # Each step copies only when it changes something: exif_transpose and convert("RGB") both return a full
+    # copy even when there is nothing to do, which for a 6000x6000 upload is 108 MB each.
+    if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+        img = ImageOps.exif_transpose(img) or img
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
         # 16-bit data maps 0..65535 onto 0..255; 8-bit data stored in a wider mode stays as it is.
@@ -86,7 +89,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
-    return img.convert("RGB")
+    return img if img.mode == "RGB" else img.convert("RGB")
 
 
 def frame_note(img: Image.Image) -> str:

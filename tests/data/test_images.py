@@ -217,3 +217,12 @@ def test_single_frame_image_has_no_note(rgb: np.ndarray) -> None:
     notes: list[str] = []
     decode_image(_encode(Image.fromarray(rgb), "GIF"), notes=notes)
     assert notes == []
+
+
+def test_rgb_decode_makes_no_needless_copies(rgb: np.ndarray) -> None:
+    """A 6000x6000 upload is 108 MB per copy: an RGB image without an EXIF rotation is used as it is."""
+    from agegender.data.images import _to_rgb
+
+    img = Image.open(io.BytesIO(_encode(Image.fromarray(rgb), "JPEG")))
+    assert _to_rgb(img) is img
+    assert _to_rgb(img.convert("L")).mode == "RGB"
