@@ -44,6 +44,12 @@ def add_parser(subparsers) -> None:
         help="seconds before a request is abandoned with 504 (default %(default)g)",
     )
     p.add_argument(
+        "--read-timeout",
+        type=positive_float,
+        default=_DEFAULTS.read_timeout_s,
+        help="seconds an API upload may take to arrive; a stalled one is answered 408 (default %(default)g)",
+    )
+    p.add_argument(
         "--concurrency",
         type=positive_int,
         default=_DEFAULTS.concurrency,
@@ -69,6 +75,7 @@ def config_from_args(args: argparse.Namespace):
         timeout_s=args.timeout,
         concurrency=args.concurrency,
         queue_size=args.queue_size,
+        read_timeout_s=args.read_timeout,
     )
     return ServeConfig(
         model=args.model, detector=args.detector, backend=args.backend, threads=args.threads, limits=limits

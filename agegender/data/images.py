@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, features
+from PIL import ExifTags, Image, ImageOps, features
 
 from agegender.errors import AgeGenderError
 
@@ -76,7 +76,10 @@ def _open(data: bytes, name: str) -> Image.Image:
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    img = ImageOps.exif_transpose(img) or img
+    # Each step copies only when it changes something: exif_transpose and convert("RGB") both return a full
+    # copy even when there is nothing to do, which for a 6000x6000 upload is 108 MB each.
+    if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+        img = ImageOps.exif_transpose(img) or img
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
         # 16-bit data maps 0..65535 onto 0..255; 8-bit data stored in a wider mode stays as it is.
@@ -86,12 +89,28 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
-    return img.convert("RGB")
+    return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def decode_image(data: bytes, name: str = "image") -> np.ndarray:
-    """Decode bytes to an RGB uint8 array (H, W, 3), or raise :class:`ImageError` with a clear message."""
+def frame_note(img: Image.Image) -> str:
+    """ "first of N frames used" for a multi-page TIFF or an animated GIF/WebP, whose other frames Pillow would
+    leave out silently; "" for a still image."""
+    frames = getattr(img, "n_frames", 1)
+    return f"first of {frames} frames used" if frames > 1 else ""
+
+
+def _note(img: Image.Image, notes: list[str] | None) -> None:
+    if notes is not None and (note := frame_note(img)):
+        notes.append(note)
+
+
+def decode_image(data: bytes, name: str = "image", notes: list[str] | None = None) -> np.ndarray:
+    """Decode bytes to an RGB uint8 array (H, W, 3), or raise :class:`ImageError` with a clear message.
+
+    ``notes``, when given, receives what the caller should report about the decode (``first of 3 frames used``).
+    """
     img = _open(data, name)
+    _note(img, notes)
     try:
         rgb = _to_rgb(img)
         arr = np.asarray(rgb, dtype=np.uint8)
@@ -118,8 +137,9 @@ def check_image(data: bytes, name: str = "image") -> tuple[int, int]:
     return w, h
 
 
-def load_image(source: str | Path | bytes | np.ndarray | Image.Image) -> np.ndarray:
-    """Accept a path, raw bytes, a PIL image or an array and return RGB uint8 (H, W, 3)."""
+def load_image(source: str | Path | bytes | np.ndarray | Image.Image, notes: list[str] | None = None) -> np.ndarray:
+    """Accept a path, raw bytes, a PIL image or an array and return RGB uint8 (H, W, 3); ``notes`` as for
+    :func:`decode_image`."""
     if isinstance(source, np.ndarray):
         arr = source
         if arr.ndim == 2:
@@ -135,9 +155,13 @@ def load_image(source: str | Path | bytes | np.ndarray | Image.Image) -> np.ndar
     if isinstance(source, Image.Image):
         if source.width * source.height > MAX_PIXELS:
             raise ImageError(f"image too large ({source.width}x{source.height})")
-        return np.asarray(_to_rgb(source), dtype=np.uint8)
+        try:  # a lazily opened PIL image decodes here: a truncated or corrupt file fails now, with OSError
+            _note(source, notes)
+            return np.asarray(_to_rgb(source), dtype=np.uint8)
+        except (OSError, SyntaxError, ValueError) as e:
+            raise ImageError(f"image could not be decoded ({type(e).__name__}: {e})") from None
     if isinstance(source, bytes | bytearray):
-        return decode_image(bytes(source))
+        return decode_image(bytes(source), notes=notes)
     path = Path(source)
     try:
         data = path.read_bytes()
@@ -147,4 +171,4 @@ def load_image(source: str | Path | bytes | np.ndarray | Image.Image) -> np.ndar
         raise ImageError(f"{path}: is a directory, not an image") from None
     except OSError as e:
         raise ImageError(f"{path}: cannot read file ({e.strerror})") from None
-    return decode_image(data, str(path))
+    return decode_image(data, str(path), notes)

@@ -20,7 +20,7 @@ from agegender.data.images import ImageError, load_image
 from agegender.data.records import FaceRecord
 from agegender.evaluation.metrics import compute_metrics, compute_slices
 from agegender.faces.select import main_face_index
-from agegender.inference.predictor import FaceResult, Predictor
+from agegender.inference.predictor import FaceResult, Predictor, split_error
 
 log = logging.getLogger(__name__)
 
@@ -124,5 +124,6 @@ def _predict_all(
             good = [img for img, _ in loaded if img is not None]
             faces_iter = iter(predictor.predict_batch(good) if good else [])
             for rec, (img, err) in zip(part, loaded, strict=True):
-                yield rec, img, (next(faces_iter) if img is not None else []), err
+                faces, err = split_error(next(faces_iter)) if img is not None else ([], err)
+                yield rec, (None if err else img), faces, err
             bar.update(len(part))

@@ -19,13 +19,14 @@ from tqdm.auto import tqdm
 from agegender.data.images import IMAGE_EXTENSIONS, ImageError, load_image
 from agegender.data.records import DataError
 from agegender.faces.select import main_face_index
-from agegender.inference.predictor import FaceResult, Predictor
+from agegender.inference.predictor import FaceResult, Predictor, split_error
 from agegender.utils.io import atomic_write_text
 
 FALLBACK_AGE = 30.0  # used only where a row must be written but no estimate was possible (reported)
 
 
-#: A decoded input: (path, id, RGB image or None when unreadable, the error message when unreadable).
+#: A decoded input: (path, id, RGB image or None when unreadable, the error message when unreadable, else a
+#: note about the decode for the file's message, e.g. "first of 3 frames used", or "").
 Loaded = tuple[str, str | None, np.ndarray | None, str]
 
 
@@ -106,8 +107,9 @@ def manifest_items(csv_path: str | Path) -> list[Item]:
 
 
 def _load(item: Item) -> tuple[Item, np.ndarray | None, str]:
+    notes: list[str] = []
     try:
-        return item, load_image(item.path), ""
+        return item, load_image(item.path, notes), "; ".join(notes)
     except ImageError as e:
         return item, None, str(e)
 
@@ -120,12 +122,15 @@ def _main_face(faces: list[FaceResult], shape: tuple[int, ...]) -> FaceResult:
     return pool[main_face_index([f.box for f in pool], shape)]
 
 
-def _file_result(path: str, id_: str | None, faces: list[FaceResult]) -> FileResult:
+def _file_result(path: str, id_: str | None, faces: list[FaceResult], note: str = "") -> FileResult:
+    """``note``: about the decode (``first of 3 frames used``), kept in the file's message whatever its status."""
     if any(f.age is not None for f in faces):
-        return FileResult(path, id_, "ok", "", faces)
-    if faces:
-        return FileResult(path, id_, "skipped", "; ".join(f.message for f in faces), faces)
-    return FileResult(path, id_, "no_face", "no face found", faces)
+        status, message = "ok", ""
+    elif faces:
+        status, message = "skipped", "; ".join(f.message for f in faces)
+    else:
+        status, message = "no_face", "no face found"
+    return FileResult(path, id_, status, "; ".join(filter(None, [message, note])), faces)
 
 
 def predict_loaded(
@@ -137,17 +142,20 @@ def predict_loaded(
     good = [img for _, _, img, _ in loaded if img is not None]
     faces_iter = iter(predictor.predict_batch(good, detect=detect) if good else [])
     out = []
-    for path, id_, img, err in loaded:
+    for path, id_, img, message in loaded:  # message: the error when img is None, else a note (or "")
         if img is None:
+            out.append(FileResult(path, id_, "error", message))
+            continue
+        faces, err = split_error(next(faces_iter))
+        if err:
             out.append(FileResult(path, id_, "error", err))
             continue
-        faces = next(faces_iter)
         if single and faces:
             faces = [_main_face(faces, img.shape)]
         elif single:
             faces = predictor.predict(img, detect=False)
             faces[0].message = "no face detected: the whole image was used"
-        out.append(_file_result(path, id_, faces))
+        out.append(_file_result(path, id_, faces, message))
     return out
 
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from agegender.data.images import load_image
+from agegender.data.images import ImageError, load_image
 from agegender.face_filter import QualityFilter
 from agegender.inference.calibration import INTERVAL_LEVEL, central_z, interval_scale
 from agegender.inference.engine import load_engine, predict_crops
 
-__all__ = ["INTERVAL_LEVEL", "FaceResult", "Predictor"]
+__all__ = ["INTERVAL_LEVEL", "FaceResult", "Predictor", "split_error"]
 
 
 @dataclass
@@ -27,7 +27,7 @@ class FaceResult:
     ``min_quality``: no estimate). ``age_std`` is the spread behind the interval, i.e. after widening.
     """
 
-    status: str  # ok | low_quality | skipped
+    status: str  # ok | low_quality | skipped | error
     age: float | None = None
     age_low: float | None = None
     age_high: float | None = None
@@ -54,6 +54,14 @@ class FaceResult:
         spread = f" ± {round(self.age_std)}" if self.age_std is not None else ""
         doubt = "?" if self.status == "low_quality" else ""
         return f"{'F' if self.gender == 'female' else 'M'}, {round(self.age)}{spread}{doubt}"
+
+
+def split_error(faces: list[FaceResult]) -> tuple[list[FaceResult], str]:
+    """``(faces, "")``, or ``([], why)`` for an input :meth:`Predictor.predict_batch` could not read, so callers
+    never count its ``error`` entry as a face."""
+    if len(faces) == 1 and faces[0].status == "error":
+        return [], faces[0].message
+    return faces, ""
 
 
 def _result(age: float, std: float, pf: float, scale: float = 1.0, **where: Any) -> FaceResult:
@@ -146,9 +154,15 @@ class Predictor:
     def predict(self, image: Any, detect: bool = True, quality_filter: QualityFilter | None = None) -> list[FaceResult]:
         """Faces in one image (path, bytes, PIL image or RGB array); ``detect=False``: image is a face crop.
 
-        ``quality_filter`` overrides the predictor's ``min_face`` / ``min_quality`` for this call.
+        ``quality_filter`` overrides the predictor's ``min_face`` / ``min_quality`` for this call. An unreadable
+        image raises :class:`~agegender.data.images.ImageError` (``predict_batch`` reports it per input instead).
         """
-        return self.predict_batch([image], detect=detect, quality_filter=quality_filter)[0]
+        if isinstance(image, list | tuple):
+            raise TypeError(f"predict takes one image, got a {type(image).__name__}: use predict_batch(images)")
+        faces, error = split_error(self.predict_batch([image], detect=detect, quality_filter=quality_filter)[0])
+        if error:
+            raise ImageError(error)
+        return faces
 
     def predict_batch(
         self,
@@ -157,16 +171,30 @@ class Predictor:
         batch_size: int = 64,
         quality_filter: QualityFilter | None = None,
     ) -> list[list[FaceResult]]:
-        """Like :meth:`predict` for many images; face crops from all images share batches."""
+        """Like :meth:`predict` for many images, one list per input, in order; face crops from all images share
+        batches. An input that cannot be read does not stop the others: its list is the single entry
+        ``FaceResult(status="error", message=why)`` (no estimate, ``age`` None). A note about the decode
+        (``first of 3 frames used``: multi-page TIFF, animated GIF) ends each of that image's faces' ``message``.
+        Wrong argument types (an int, a list where an image is expected) still raise ``TypeError``: they are
+        bugs, not bad images.
+        """
+        if isinstance(images, str | bytes | bytearray | Path) or (isinstance(images, np.ndarray) and images.ndim < 4):
+            raise TypeError(f"predict_batch takes a sequence of images, got one {type(images).__name__}: use predict")
         rule = quality_filter or self.quality_filter
         crops: list[np.ndarray] = []
         owners: list[dict[str, Any]] = []
         results: list[list[FaceResult | None]] = []
+        notes: list[str] = []
         for image in images:
-            arr = load_image(image)
+            notes.clear()
+            try:
+                arr = load_image(image, notes)
+            except ImageError as e:
+                results.append([FaceResult(status="error", message=str(e))])
+                continue
             if not detect:  # the whole image is the face: nothing was measured, so nothing is flagged
                 crops.append(arr)
-                owners.append({"scale": interval_scale(self.config)})
+                owners.append({"scale": interval_scale(self.config), "message": "; ".join(notes)})
                 results.append([None])
                 continue
             slots: list[FaceResult | None] = []
@@ -178,7 +206,7 @@ class Predictor:
                     "landmarks": None if det.landmarks is None else np.round(det.landmarks.astype(float), 1).tolist(),
                     "reasons": face.reasons,
                     "quality": face.quality,
-                    "message": face.message,
+                    "message": "; ".join(filter(None, [face.message, *notes])),
                 }
                 if face.estimate:
                     crops.append(face.crop)

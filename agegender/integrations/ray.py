@@ -144,8 +144,9 @@ class FacePredictor:
 
 
 def _decode(path: str, data: Any) -> Loaded:
+    notes: list[str] = []
     try:
-        return path, None, decode_image(bytes(data), path), ""
+        return path, None, decode_image(bytes(data), path, notes), "; ".join(notes)
     except ImageError as e:
         return path, None, None, str(e)
 

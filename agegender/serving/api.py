@@ -6,25 +6,32 @@ memory; errors always come back as ``{"error": code, "detail": message}`` with a
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from agegender.face_filter import FILTER_HELP, QualityFilter
 from agegender.serving.limits import (
     InvalidOption,
     MissingFile,
     NotAnImage,
+    ServeLimits,
     ServingError,
     TooLarge,
     UnsupportedType,
+    UploadTimeout,
     format_bytes,
 )
 from agegender.serving.service import Service
+
+log = logging.getLogger(__name__)
 
 #: Room for multipart boundaries and part headers on top of the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -37,7 +44,18 @@ def error_response(err: ServingError) -> JSONResponse:
     return JSONResponse({"error": err.code, "detail": err.message}, status_code=err.status, headers=headers)
 
 
-async def _read_capped(request: Request, cap: int) -> bytes:
+async def _read_capped(request: Request, cap: int, read_timeout_s: float) -> bytes:
+    """The body, refused (413) past ``cap`` bytes or (408) when it has not all arrived within ``read_timeout_s``:
+    uvicorn has no body read timeout, so a stalled upload would otherwise hold its connection forever."""
+    try:
+        return await asyncio.wait_for(_read_body(request, cap), read_timeout_s)
+    except asyncio.TimeoutError:
+        raise UploadTimeout(
+            f"The upload did not arrive within {read_timeout_s:g} s; check the connection and try again."
+        ) from None
+
+
+async def _read_body(request: Request, cap: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > cap:
         raise TooLarge(
@@ -63,13 +81,13 @@ def _accepted(content_type: str | None) -> bool:
     return not ct or ct.startswith(ACCEPTED_FILE_TYPES)
 
 
-async def extract_image(request: Request, max_upload_bytes: int) -> tuple[bytes, str, dict[str, str]]:
+async def extract_image(request: Request, limits: ServeLimits) -> tuple[bytes, str, dict[str, str]]:
     """The uploaded image bytes, a name for messages and the text form fields, from multipart field ``file``
     (plus fields) or a raw image body (no fields)."""
     content_type = request.headers.get("content-type", "").lower()
-    cap = max_upload_bytes + MULTIPART_OVERHEAD
+    max_upload_bytes = limits.max_upload_bytes
     if content_type.startswith("multipart/form-data"):
-        body = await _read_capped(request, cap)
+        body = await _read_capped(request, max_upload_bytes + MULTIPART_OVERHEAD, limits.read_timeout_s)
         parser = MultiPartParser(
             request.headers, _single_chunk(body), max_files=4, max_fields=16, max_part_size=MULTIPART_OVERHEAD
         )
@@ -95,7 +113,7 @@ async def extract_image(request: Request, max_upload_bytes: int) -> tuple[bytes,
             await form.close()
         return data, name, fields
     if content_type.startswith(ACCEPTED_FILE_TYPES):  # raw body: curl -H 'Content-Type: image/jpeg' --data-binary @x
-        return await _read_capped(request, max_upload_bytes), "upload", {}
+        return await _read_capped(request, max_upload_bytes, limits.read_timeout_s), "upload", {}
     if not content_type:
         raise MissingFile("Send the image as multipart form field 'file', e.g. curl -F file=@photo.jpg URL.")
     raise UnsupportedType(
@@ -124,15 +142,20 @@ def build_router(service: Service) -> APIRouter:
         ``skipped`` (no estimate); by default every face is estimated.
         """
         try:
-            data, name, fields = await extract_image(request, service.limits.max_upload_bytes)
+            data, name, fields = await extract_image(request, service.limits)
             options = quality_filter(dict(request.query_params), fields)
             result = await service.predict_bytes(data, name, options=options)
         except ServingError as err:
             return error_response(err)
+        except ClientDisconnect:  # routine (a closed tab, a cancelled curl): one line, not a traceback
+            client = request.client.host if request.client else "client"
+            log.info("%s disconnected before its upload to %s was complete", client, request.url.path)
+            return Response(status_code=400)  # nobody reads it; returning keeps the traceback out of the log
         return {
             "faces": [f.to_dict() for f in result.faces],
             "count": len(result.faces),
             "message": result.message,
+            "notes": result.notes,
             "image": {"width": result.width, "height": result.height},
             "model": service.info,
             "seconds": round(result.seconds, 4),

@@ -56,6 +56,7 @@ class ServeConfig:
             timeout_s=float(num("AGEGENDER_TIMEOUT", defaults.timeout_s, float)),
             concurrency=int(num("AGEGENDER_CONCURRENCY", defaults.concurrency)),
             queue_size=int(num("AGEGENDER_QUEUE_SIZE", defaults.queue_size)),
+            read_timeout_s=float(num("AGEGENDER_READ_TIMEOUT", defaults.read_timeout_s, float)),
         )
         threads = env.get("AGEGENDER_THREADS")
         return cls(

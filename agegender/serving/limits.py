@@ -31,12 +31,13 @@ class ServeLimits:
     timeout_s: float = 30.0
     concurrency: int = 2  # model calls running at once (threads)
     queue_size: int = 64  # requests allowed to wait on top of the running ones
+    read_timeout_s: float = 60.0  # the whole upload must arrive within this: a stalled client is answered 408
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1 or self.max_pixels < 1:
             raise ValueError("max_upload_bytes and max_pixels must be positive")
-        if self.timeout_s <= 0:
-            raise ValueError("timeout_s must be positive")
+        if self.timeout_s <= 0 or self.read_timeout_s <= 0:
+            raise ValueError("timeout_s and read_timeout_s must be positive")
         if self.concurrency < 1 or self.queue_size < 0:
             raise ValueError("concurrency must be >= 1 and queue_size >= 0")
 
@@ -89,6 +90,10 @@ class TooLarge(ServingError):
 
 class UnsupportedType(ServingError):
     status, code, title = 415, "unsupported_media_type", "Unsupported file type"
+
+
+class UploadTimeout(ServingError):
+    status, code, title = 408, "upload_timeout", "Upload too slow"
 
 
 class Busy(ServingError):

@@ -30,10 +30,11 @@ class Prediction:
     height: int
     seconds: float
     image: np.ndarray | None = field(default=None, repr=False)
+    notes: list[str] = field(default_factory=list)  # about the decode: "first of 3 frames used"
 
     @property
     def message(self) -> str:
-        return summary_message(self.faces)
+        return " ".join([summary_message(self.faces), *(f"Note: {n}." for n in self.notes)])
 
 
 def _model_name(model_path: str | Path | None) -> str:
@@ -138,15 +139,15 @@ class Service:
 
     def _predict_sync(self, data: bytes, name: str, keep_image: bool, options: QualityFilter | None) -> Prediction:
         start = time.perf_counter()
-        check_pixels(data, self.limits)
+        notes: list[str] = []
         try:
-            image = decode_image(data, name)
+            image = decode_image(data, name, notes)
         except ImageError as e:
             raise NotAnImage(str(e)) from None
         faces = self.predictor.predict(image, quality_filter=options)
-        return Prediction(
-            faces, int(image.shape[1]), int(image.shape[0]), time.perf_counter() - start, image if keep_image else None
-        )
+        height, width = image.shape[:2]
+        seconds = time.perf_counter() - start
+        return Prediction(faces, int(width), int(height), seconds, image if keep_image else None, notes)
 
     async def predict_bytes(
         self, data: bytes, name: str = "upload", keep_image: bool = False, options: QualityFilter | None = None
@@ -156,6 +157,7 @@ class Service:
         ``options``: this request's ``min_face`` / ``min_quality`` (default: the predictor's, which keep all).
         """
         check_upload_size(len(data), self.limits)
+        check_pixels(data, self.limits)  # header only: refuse oversized images before they wait in the queue
         return await self.pool.run(self._predict_sync, data, name, keep_image, options)
 
     def health(self) -> dict[str, Any]:

@@ -104,6 +104,7 @@ def build_demo(service: Service) -> gr.Blocks:
             "faces": [f.to_dict() for f in result.faces],
             "count": len(result.faces),
             "message": result.message,
+            "notes": result.notes,
             "image": {"width": result.width, "height": result.height},
         }
         table = pd.DataFrame(table_rows(result.faces), columns=TABLE_HEADERS)

@@ -188,3 +188,41 @@ def test_digest_bytes() -> None:
     assert digest_bytes(b"abc") == digest_bytes(b"abc")
     assert digest_bytes(b"abc") != digest_bytes(b"abd")
     assert len(digest_bytes(b"")) == 32
+
+
+def _frames(fmt: str, n: int) -> bytes:
+    """A ``n``-frame GIF or ``n``-page TIFF, each frame a different grey."""
+    pages = [Image.new("RGB", (32, 24), (40 * i, 40 * i, 40 * i)) for i in range(n)]
+    buf = io.BytesIO()
+    pages[0].save(buf, fmt, save_all=True, append_images=pages[1:])
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt, n", [("GIF", 3), ("TIFF", 2)])
+def test_multi_frame_images_say_the_first_frame_was_used(fmt: str, n: int, tmp_path: Path) -> None:
+    data = _frames(fmt, n)
+    notes: list[str] = []
+    arr = decode_image(data, notes=notes)
+    assert notes == [f"first of {n} frames used"]
+    assert arr.shape == (24, 32, 3) and arr.max() == 0  # the first (black) frame
+    path = tmp_path / f"pages.{fmt.lower()}"
+    path.write_bytes(data)
+    for source in (path, data, Image.open(io.BytesIO(data))):
+        notes = []
+        load_image(source, notes)
+        assert notes == [f"first of {n} frames used"]
+
+
+def test_single_frame_image_has_no_note(rgb: np.ndarray) -> None:
+    notes: list[str] = []
+    decode_image(_encode(Image.fromarray(rgb), "GIF"), notes=notes)
+    assert notes == []
+
+
+def test_rgb_decode_makes_no_needless_copies(rgb: np.ndarray) -> None:
+    """A 6000x6000 upload is 108 MB per copy: an RGB image without an EXIF rotation is used as it is."""
+    from agegender.data.images import _to_rgb
+
+    img = Image.open(io.BytesIO(_encode(Image.fromarray(rgb), "JPEG")))
+    assert _to_rgb(img) is img
+    assert _to_rgb(img.convert("L")).mode == "RGB"

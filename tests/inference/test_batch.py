@@ -279,3 +279,16 @@ def test_atomic_write_text_keeps_old_content_when_write_fails(tmp_path: Path) ->
         atomic_write_text(out, NotText())  # type: ignore[arg-type]
     assert out.read_text() == "previous\n"
     assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_multi_frame_files_say_the_first_frame_was_used(predictor: Predictor, tmp_path: Path) -> None:
+    frames = [Image.fromarray(astronaut()), *(Image.new("RGB", (512, 512), (g, g, g)) for g in (90, 180))]
+    gif, tif = tmp_path / "anim.gif", tmp_path / "pages.tif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:])
+    frames[1].save(tif, save_all=True, append_images=[frames[0]])  # the face is on page 2: not looked at
+    faces_gif, no_face_tif = run_predictions(predictor, [Item(gif), Item(tif)], progress=False)
+    assert faces_gif.status == "ok" and faces_gif.message == "first of 3 frames used"
+    assert no_face_tif.status == "no_face" and no_face_tif.message == "no face found; first of 2 frames used"
+    rows = list(csv.DictReader(io.StringIO(to_csv([faces_gif, no_face_tif]))))
+    assert [r["message"] for r in rows] == ["first of 3 frames used", "no face found; first of 2 frames used"]
+    assert "first of 3 frames used" in predictor.predict(gif)[0].message  # the Python API says it too

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import time
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from agegender.serving.limits import Busy, InferencePool, ServeLimits, Timeout
 
@@ -166,6 +169,105 @@ def test_too_many_pixels_is_413(service, astronaut_png: bytes) -> None:
     with limited_client(service, max_pixels=100_000) as c:
         r = c.post(URL, files={"file": ("astronaut.png", astronaut_png, "image/png")})
         assert r.status_code == 413 and "megapixels" in r.json()["detail"]
+
+
+def test_too_many_pixels_is_refused_before_the_queue(service, astronaut_png: bytes) -> None:
+    """The header says enough: an oversized image must not wait behind other requests for its 413."""
+    from fastapi import FastAPI
+
+    from agegender.serving.api import build_router
+    from agegender.serving.service import Service
+
+    limited = Service(service.predictor, ServeLimits(max_pixels=100_000))
+
+    async def never(*args, **kwargs):
+        raise AssertionError("an image refusable from its header reached the inference pool")
+
+    limited.pool.run = never
+    app = FastAPI()
+    app.include_router(build_router(limited))
+    with TestClient(app) as c:
+        r = c.post(URL, files={"file": ("astronaut.png", astronaut_png, "image/png")})
+    assert r.status_code == 413 and "megapixels" in r.json()["detail"]
+    limited.close()
+
+
+def test_animated_gif_says_the_first_frame_was_used(client: TestClient) -> None:
+    from skimage.data import astronaut
+
+    buf = io.BytesIO()
+    frames = [Image.fromarray(astronaut()), *(Image.new("RGB", (512, 512), (g, g, g)) for g in (60, 160))]
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    r = client.post(URL, files={"file": ("anim.gif", buf.getvalue(), "image/gif")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["notes"] == ["first of 3 frames used"] and "first of 3 frames used" in body["message"]
+    assert body["count"] == 1
+
+
+def _post_raw(app, receive) -> list[dict]:
+    """POST to the API at ASGI level with our own ``receive``: how a client that stalls or goes away looks."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": URL,
+        "raw_path": URL.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"image/png"), (b"content-length", b"100000")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def _api_app(service, **limits):
+    from fastapi import FastAPI
+
+    from agegender.serving.api import build_router
+    from agegender.serving.service import Service
+
+    app = FastAPI()
+    app.include_router(build_router(Service(service.predictor, ServeLimits(**limits))))
+    return app
+
+
+def test_client_disconnect_logs_one_line(service, caplog: pytest.LogCaptureFixture) -> None:
+    messages = [{"type": "http.request", "body": b"\x89PNG", "more_body": True}, {"type": "http.disconnect"}]
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    with caplog.at_level(logging.INFO):
+        _post_raw(_api_app(service), receive)  # raised ClientDisconnect (a traceback in the log) before
+    lines = [r for r in caplog.records if "disconnected" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_stalled_upload_is_408(service) -> None:
+    first = [{"type": "http.request", "body": b"\x89PNG", "more_body": True}]
+
+    async def receive() -> dict:
+        if first:
+            return first.pop()
+        await asyncio.sleep(30)  # the client stops sending
+        return {"type": "http.disconnect"}
+
+    start = time.perf_counter()
+    sent = _post_raw(_api_app(service, read_timeout_s=0.2), receive)
+    assert time.perf_counter() - start < 5
+    assert sent[0]["status"] == 408
+    assert b"upload_timeout" in b"".join(m.get("body", b"") for m in sent)
 
 
 def test_timeout_is_504(service, astronaut_png: bytes) -> None:
