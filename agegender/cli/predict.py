@@ -50,6 +50,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=32, help="images per batch")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     p.add_argument("--tta", action="store_true", help="average with the mirrored face")
+    p.add_argument("--draw", metavar="DIR", help="also write each photo with its faces drawn (boxes, labels) to DIR")
     for name, metavar in (("min_face", "PX"), ("min_quality", "Q")):
         flag = "--" + name.replace("_", "-")
         p.add_argument(flag, type=_filter_option(name), default=0.0, metavar=metavar, help=FILTER_HELP[name])
@@ -114,6 +115,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.output or Path(args.competition) / "submission.csv") if args.competition else args.output
     if out:
         ensure_writable(out)
+    if args.draw:
+        ensure_writable(args.draw, kind="dir")
     if args.competition:
         items = batch.competition_items(args.competition)
     elif args.manifest:
@@ -170,9 +173,40 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 print(f"wrote {args.output}")
         else:
             sys.stdout.write(text)
+    if args.draw:
+        drawn = draw_results(results, Path(args.draw), progress=not args.quiet)
+        print(f"wrote {drawn} annotated images to {args.draw}", file=sys.stderr)
     print(batch.summarize(results), file=sys.stderr)
     raise_if_unsaved(saved)
     return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def draw_results(results: list, folder: Path, progress: bool = True) -> int:
+    """Each readable input with its faces drawn, as ``folder/<name>.jpg`` (names made unique); returns the count."""
+    from tqdm.auto import tqdm
+
+    from agegender.data.images import ImageError, load_image
+    from agegender.serving.drawing import annotate
+
+    folder.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    count = 0
+    for r in tqdm(results, desc="drawing", unit="img", disable=not progress):
+        if r.status == "error":
+            continue
+        try:
+            image = load_image(r.path)
+        except ImageError:
+            continue
+        stem, n = Path(r.path).stem, 1
+        name = f"{stem}.jpg"
+        while name in used:
+            n += 1
+            name = f"{stem}_{n}.jpg"
+        used.add(name)
+        annotate(image, r.faces, max_side=2048).save(folder / name, quality=90)
+        count += 1
+    return count
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -56,6 +56,38 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)  # bundled with Pillow: nothing to install or download
 
 
+Rect = tuple[float, float, float, float]
+
+
+def _clipped(box: Sequence[float], scale: float, w: int, h: int) -> Rect:
+    """A face box in drawing pixels, clipped to the image (detections may reach past the photo's edge)."""
+    x1, y1, x2, y2 = (v * scale for v in box)
+    return (
+        min(max(x1, 0.0), w - 1.0),
+        min(max(y1, 0.0), h - 1.0),
+        min(max(x2, 0.0), w - 1.0),
+        min(max(y2, 0.0), h - 1.0),
+    )
+
+
+def _overlap(a: Rect, b: Rect) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def _place_label(box: Rect, size: tuple[float, float], image: tuple[int, int], others: Sequence[Rect]) -> Rect:
+    """Where a face's label goes: above its box, else below, else inside its top edge, shifted left or right
+    along the box, whichever covers the least of the other faces and labels (crowded group photos)."""
+    (tw, th), (w, h) = size, image
+    x1, y1, x2, y2 = box
+    candidates = []
+    for ty in (y1 - th, y2, y1):
+        for tx in (x1, x2 - tw, (x1 + x2 - tw) / 2):
+            tx, ty_ = min(max(0.0, tx), max(0.0, w - tw)), min(max(0.0, ty), max(0.0, h - th))
+            candidates.append((tx, ty_, tx + tw, ty_ + th))
+    # Stable: the first candidate (above, left-aligned) wins among equally good ones.
+    return min(candidates, key=lambda c: sum(_overlap(c, o) for o in others))
+
+
 def annotate(
     image: np.ndarray | Image.Image, faces: Sequence[FaceResult], max_side: int = MAX_DISPLAY_SIDE
 ) -> Image.Image:
@@ -69,24 +101,25 @@ def annotate(
     side = max(img.size)
     width = max(2, round(side / 250))
     font = _font(max(12, round(side / 26)))
-    for i, face in enumerate(faces, start=1):
-        if face.box is None:
+    w, h = img.size
+    boxes = [_clipped(f.box, scale, w, h) if f.box is not None else None for f in faces]
+    taken: list[tuple[float, float, float, float]] = [b for b in boxes if b is not None]
+    for i, (face, box) in enumerate(zip(faces, boxes, strict=True), start=1):
+        if box is None:
             continue
-        x1, y1, x2, y2 = (v * scale for v in face.box)
         color = face_color(face)
         if face.status == "low_quality":
-            _dashed_rectangle(draw, (x1, y1, x2, y2), color, width)
+            _dashed_rectangle(draw, box, color, width)
         else:
-            draw.rectangle((x1, y1, x2, y2), outline=color, width=width)
+            draw.rectangle(box, outline=color, width=width)
         text = face_label(i, face)
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        tw, th = right - left, bottom - top
-        pad = max(2, th // 4)
-        # Above the box when there is room, else inside its top edge.
-        ty = y1 - th - 2 * pad if y1 - th - 2 * pad >= 0 else y1
-        tx = min(max(0.0, x1), max(0.0, img.width - tw - 2 * pad))
-        draw.rectangle((tx, ty, tx + tw + 2 * pad, ty + th + 2 * pad), fill=color)
-        draw.text((tx + pad - left, ty + pad - top), text, fill=(255, 255, 255), font=font)
+        pad = max(2, (bottom - top) // 4)
+        size = (right - left + 2 * pad, bottom - top + 2 * pad)
+        tag = _place_label(box, size, (w, h), [b for b in taken if b != box])
+        taken.append(tag)
+        draw.rectangle(tag, fill=color)
+        draw.text((tag[0] + pad - left, tag[1] + pad - top), text, fill=(255, 255, 255), font=font)
     return img
 
 

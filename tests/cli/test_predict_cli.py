@@ -326,3 +326,18 @@ def test_a_format_that_contradicts_the_extension_is_refused(tmp_path: Path, caps
     code, _, err = _run(["predict", str(astronaut), "-o", str(tmp_path / "o.json"), "--format", "csv"], capsys)
     assert code == 2 and "--format csv contradicts --output" in err
     assert not (tmp_path / "o.json").exists()
+
+
+def test_draw_writes_annotated_images(tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    astronaut = Path(__file__).resolve().parents[2] / "agegender" / "serving" / "examples" / "astronaut.jpg"
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    code, _, err = _run(["predict", str(astronaut), str(broken), "--draw", str(tmp_path / "drawn"), "-q"], capsys)
+    assert code == 1  # the broken file has no estimate; the good one is still drawn
+    assert "wrote 1 annotated images" in err
+    drawn = Image.open(tmp_path / "drawn" / "astronaut.jpg")
+    original = Image.open(astronaut)
+    assert drawn.size == original.size
+    assert (np.asarray(drawn, dtype=int) - np.asarray(original.convert("RGB"), dtype=int)).any()

@@ -174,3 +174,14 @@ def test_model_description_explains_flags_and_widening() -> None:
     assert "every face is estimated" in text and "low quality" in text and "not estimated" not in text.split("skip")[0]
     assert "widened" not in text
     assert "widened by the model's calibration" in model_description({**info, "calibrated": True})
+
+
+def test_labels_avoid_neighbouring_faces_and_boxes_are_clipped() -> None:
+    from agegender.serving.drawing import _clipped, _overlap, _place_label
+
+    assert _clipped((-10, -5, 50, 300), 1.0, 100, 200) == (0.0, 0.0, 50.0, 199.0)
+    face, neighbour = (40.0, 40.0, 60.0, 60.0), (30.0, 10.0, 70.0, 38.0)  # a face right above this one
+    tag = _place_label(face, (30.0, 10.0), (100, 100), [neighbour])
+    assert _overlap(tag, neighbour) == 0.0
+    alone = _place_label(face, (30.0, 10.0), (100, 100), [])
+    assert alone == (40.0, 30.0, 70.0, 40.0)  # default: above the box, left-aligned
