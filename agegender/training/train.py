@@ -17,6 +17,7 @@ from agegender.data.readers import require_labels
 from agegender.models.checkpoint import check_checkpoint
 from agegender.models.folder import load_init_weights, save_model_folder
 from agegender.training.config import Recipe, RecipeError
+from agegender.training.curves import CurvesPlot
 from agegender.training.datamodule import AgeGenderDataModule
 from agegender.training.loggers import build_loggers
 from agegender.training.module import AgeGenderModule
@@ -124,7 +125,7 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
         enable_version_counter=False,
     )
     loggers = build_loggers(tc.loggers, out_dir, recipe.name)
-    callbacks = [best_cb, last_cb, epoch_last_cb]
+    callbacks = [best_cb, last_cb, epoch_last_cb, CurvesPlot(out_dir / "curves.png")]
     if loggers:  # LearningRateMonitor refuses to run without a logger (train.loggers=[])
         callbacks.append(LearningRateMonitor("epoch"))
     if tc.progress:
