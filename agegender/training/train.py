@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -58,6 +59,22 @@ def _keep_previous_metrics(log_dir: Path) -> None:
         while (log_dir / f"metrics.part{n}.csv").exists():
             n += 1
         old.rename(log_dir / f"metrics.part{n}.csv")
+
+
+#: Lightning start-up lines that say nothing about this run (hardware it does not use, adverts).
+_BANNERS = ("GPU available", "TPU available", "HPU available", "💡 Tip", "Tip:")
+
+
+class _BannerFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).lstrip().startswith(_BANNERS)
+
+
+def _quiet_lightning_banners() -> None:
+    """Drop Lightning's banners from the run's output; its useful lines (restored checkpoint, DDP set-up) stay."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _BannerFilter) for f in logger.filters):
+        logger.addFilter(_BannerFilter())
 
 
 def fit(recipe: Recipe, resume: bool = False) -> dict:
@@ -132,6 +149,8 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     if tc.early_stopping:
         callbacks.append(EarlyStopping("val/score", mode="max", patience=tc.early_stopping))
+    _quiet_lightning_banners()
+    log.info("%s: %.2f M trainable parameters", recipe.name, module.n_trainable / 1e6)
     trainer = L.Trainer(
         max_epochs=tc.epochs,
         accelerator=tc.accelerator,
@@ -143,6 +162,7 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
         logger=loggers or False,
         default_root_dir=str(out_dir),
         enable_progress_bar=tc.progress,
+        enable_model_summary=False,  # its table ends in "Total FLOPs: 0" on CPU; the parameter count is logged above
         limit_train_batches=tc.limit_train_batches,
         limit_val_batches=tc.limit_val_batches,
         log_every_n_steps=10,
@@ -183,4 +203,8 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
         summary["model_folder"] = str(folder)
         summary["model_weights"] = "last epoch (data.train_on_val)" if refit else "best checkpoint"
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        log.info("training curves: %s", out_dir / "curves.png")
+        if "trackio" in tc.loggers:  # the dashboard command, exactly as it must be typed for this run
+            where = Path(os.environ.get("TRACKIO_DIR") or out_dir / "trackio").resolve()  # the logger's choice
+            log.info("dashboard: TRACKIO_DIR=%s trackio show --project agegender", where)
     return summary
