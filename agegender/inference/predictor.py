@@ -48,12 +48,15 @@ class FaceResult:
 
     @property
     def label(self) -> str:
-        """``"F, 34 ± 4"``; a flagged face ends with "?", a face without an estimate shows its status."""
+        """``"F, 34 (29–39)"``: the estimate and its 80% interval, as in tables and outputs (not the standard
+        deviation); a flagged face ends with "?", a face without an estimate shows its status."""
         if self.age is None:
             return self.status.replace("_", " ")
-        spread = f" ± {round(self.age_std)}" if self.age_std is not None else ""
+        interval = ""
+        if self.age_low is not None and self.age_high is not None:
+            interval = f" ({round(self.age_low)}–{round(self.age_high)})"
         doubt = "?" if self.status == "low_quality" else ""
-        return f"{'F' if self.gender == 'female' else 'M'}, {round(self.age)}{spread}{doubt}"
+        return f"{'F' if self.gender == 'female' else 'M'}, {round(self.age)}{interval}{doubt}"
 
 
 def split_error(faces: list[FaceResult]) -> tuple[list[FaceResult], str]:

@@ -31,7 +31,7 @@ def face_color(face: FaceResult) -> tuple[int, int, int]:
 
 
 def face_label(index: int, face: FaceResult) -> str:
-    """``"1: F, 34 ± 4"``, ``"2: M, 40 ± 9?"`` for a low-quality face, ``"3: skipped"`` without an estimate."""
+    """``"1: F, 34 (29–39)"``, ``"2: M, 40 (31–49)?"`` for a low-quality face, ``"3: skipped"`` without one."""
     return f"{index}: {face.label}"
 
 

@@ -92,7 +92,8 @@ def model_description(info: dict[str, Any]) -> str:
         if shown:
             lines.append(f"Test metrics: {shown}.")
     lines.append(
-        "Ages are shown as *estimate ± spread*; the table gives the 80% interval. Faces are first "
+        "Ages are shown as *estimate (80% interval)*: the true age falls in the interval for about 8 faces "
+        "in 10. P(gender) is the model's probability for the gender shown. Faces are first "
         "detected and aligned, and every face is estimated. Faces that are small, blurry, uncertainly "
         "detected or turned away are marked *low quality* (amber dashed box, label ending in “?”, the "
         "reason in the table): their estimate is less reliable"

@@ -114,7 +114,7 @@ def build_demo(service: Service) -> gr.Blocks:
     with gr.Blocks(title=f"{TITLE} · agegender", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             f"# {TITLE}\nUpload a photo: every face is found, boxed and labelled with an age estimate "
-            "(± its spread) and a gender. Pink: female, blue: male, amber dashed with “?”: low quality "
+            "(with its 80% interval) and a gender. Pink: female, blue: male, amber dashed with “?”: low quality "
             "(less reliable), grey: skipped."
         )
         with gr.Row():

@@ -295,10 +295,12 @@ def test_regression_head_results_are_json(tmp_path: Path, detector, astro: np.nd
 
 
 def test_label_format() -> None:
-    assert FaceResult("ok", age=34.2, age_std=3.6, gender="female").label == "F, 34 ± 4"
-    assert FaceResult("ok", age=61.7, age_std=8.2, gender="male").label == "M, 62 ± 8"
+    # the estimate with its 80% interval, as tables show it: not the standard deviation
+    assert FaceResult("ok", age=34.2, age_low=29.6, age_high=38.8, gender="female").label == "F, 34 (30–39)"
+    assert FaceResult("ok", age=61.7, age_low=51.2, age_high=72.2, gender="male").label == "M, 62 (51–72)"
     assert FaceResult("ok", age=20.0, gender="male").label == "M, 20"
-    assert FaceResult("low_quality", age=20.0, age_std=6.4, gender="male", reasons=["small"]).label == "M, 20 ± 6?"
+    low = FaceResult("low_quality", age=20.0, age_low=12.0, age_high=28.0, gender="male", reasons=["small"])
+    assert low.label == "M, 20 (12–28)?"
     assert FaceResult("skipped", message="skipped: face is 20 px", reasons=["small"]).label == "skipped"
 
 

@@ -74,7 +74,7 @@ def test_table_rows_and_messages() -> None:
     assert rows[0] == [1, "34", "29–39", "female", "91%", "–", "ok"]
     assert rows[1] == [2, "20", "12–28", "male", "70%", "0.50", "low quality: small (20×25 px)"]
     assert rows[2] == [3, "–", "–", "–", "–", "0.40", "skipped: blurry"]
-    assert OK.label == "F, 34 ± 4" and SMALL.label == "M, 20 ± 6?"
+    assert OK.label == "F, 34 (29–39)" and SMALL.label == "M, 20 (12–28)?"
     assert "No face found" in summary_message([])
     assert summary_message([OK, SMALL, SKIPPED]) == (
         "3 faces found; 1 low quality (small; amber, less reliable); "
