@@ -7,6 +7,8 @@ the same data always gives the same split, whatever the file order or machine.
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,8 +88,12 @@ def save_split(assignment: dict[str, str], path: str | Path, fractions: Sequence
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"fractions": list(fractions), "assignment": dict(sorted(assignment.items()))}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=0))
+    text = json.dumps(payload, indent=0)
+    if path.is_file() and path.read_text() == text:
+        return  # already recorded (every DDP rank computes the same split)
+    # A temporary name of its own: ranks writing the same split at once must not rename each other's file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text)
     tmp.replace(path)
 
 

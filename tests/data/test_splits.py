@@ -195,3 +195,17 @@ def test_sample_records_spreads_over_ages_and_is_fixed() -> None:
     assert ages[0] < 13 and ages[-1] >= 70  # children and the old, not just the first files
     assert abs(sum(r.gender for r in sample) - 45) <= 2
     assert sample_records(records[:5], 10) == records[:5]
+
+
+def test_concurrent_writers_of_one_split_file_do_not_collide(tmp_path: Path) -> None:
+    """DDP ranks record the same split at once: each writes under its own temporary name."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agegender.data.splits import load_split, save_split
+
+    assignment = {f"{i:032x}": "train" for i in range(2000)}
+    target = tmp_path / "split.json"
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: save_split(assignment, target, (0.8, 0.1, 0.1)), range(8)))
+    assert load_split(target)[0] == assignment
+    assert [p.name for p in tmp_path.iterdir()] == ["split.json"]
