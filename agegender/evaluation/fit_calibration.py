@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from agegender.data.images import ImageError, load_image
 from agegender.data.records import FaceRecord
-from agegender.faces.select import main_face_index
+from agegender.inference.batch import main_face
 from agegender.inference.calibration import INTERVAL_LEVEL, central_z, fit_interval_scale, interval_coverage
 from agegender.inference.predictor import Predictor
 
@@ -82,8 +82,9 @@ def collect_faces(predictor: Predictor, records: Sequence[FaceRecord], progress:
 
 def _main(predictor: Predictor, image: np.ndarray) -> Any:
     """The main estimated face of a photo (the same rule as ``data align``), or None."""
-    faces = [f for f in predictor.predict(image) if f.age is not None]
-    return faces[main_face_index([f.box for f in faces], image.shape) or 0] if faces else None
+    faces = predictor.predict(image)
+    face = main_face(faces, image.shape) if faces else None
+    return face if face is not None and face.age is not None else None
 
 
 def _row(rec: FaceRecord, variant: str, face: Any) -> dict:

@@ -19,18 +19,10 @@ from tqdm.auto import tqdm
 from agegender.data.images import ImageError, load_image
 from agegender.data.records import FaceRecord
 from agegender.evaluation.metrics import compute_metrics, compute_slices
-from agegender.faces.select import main_face_index
+from agegender.inference.batch import main_face
 from agegender.inference.predictor import FaceResult, Predictor, split_error
 
 log = logging.getLogger(__name__)
-
-
-def _main_estimate(faces: Sequence[FaceResult], shape: tuple[int, int]) -> FaceResult | None:
-    estimated = [f for f in faces if f.age is not None]
-    if not estimated:
-        return None
-    boxes = [f.box or (0.0, 0.0, float(shape[1]), float(shape[0])) for f in estimated]
-    return estimated[main_face_index(boxes, shape) or 0]
 
 
 def _coverage(rows: list[dict]) -> dict[str, Any]:
@@ -62,7 +54,8 @@ def evaluate_photos(
     rows: list[dict] = []
     missing: list[dict] = []
     for rec, image, faces, error in _predict_all(predictor, records, chunk, progress):
-        face = _main_estimate(faces, image.shape[:2]) if image is not None else None
+        face = main_face(faces, image.shape) if image is not None and faces else None
+        face = face if face is not None and face.age is not None else None
         if face is None:
             why = error or ("no face found" if not faces else "; ".join(f.message for f in faces))
             missing.append({"path": str(rec.path), "reason": why})

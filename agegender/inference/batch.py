@@ -114,7 +114,7 @@ def _load(item: Item) -> tuple[Item, np.ndarray | None, str]:
         return item, None, str(e)
 
 
-def _main_face(faces: list[FaceResult], shape: tuple[int, ...]) -> FaceResult:
+def main_face(faces: list[FaceResult], shape: tuple[int, ...]) -> FaceResult:
     """The face a one-row-per-file output reports: the main one among the estimated faces, else among all."""
     pool = [f for f in faces if f.age is not None] or faces
     if len(pool) == 1 or any(f.box is None for f in pool):
@@ -151,7 +151,7 @@ def predict_loaded(
             out.append(FileResult(path, id_, "error", err))
             continue
         if single and faces:
-            faces = [_main_face(faces, img.shape)]
+            faces = [main_face(faces, img.shape)]
         elif single:
             faces = predictor.predict(img, detect=False)
             faces[0].message = "no face detected: the whole image was used"

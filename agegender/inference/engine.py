@@ -143,10 +143,11 @@ def load_engine(model: str | Path | None = None, backend: str = "auto", threads:
     folder = Path(model) if model is not None else DEFAULT_MODEL_DIR
     onnx_file = folder / ONNX_FILE
     has_onnx = folder.is_dir() and onnx_file.is_file()
-    if folder.is_dir():
-        check_fingerprints(folder)
+    config = read_config(folder) if folder.is_dir() else None
+    if config is not None:
+        check_fingerprints(folder, config)
     if backend in ("onnx", "auto") and has_onnx:
-        return OnnxEngine.from_folder(folder, threads), read_config(folder)
+        return OnnxEngine.from_folder(folder, threads), config
     net, config = load_net(model)
     if backend == "onnx":  # ONNX Runtime holds the model in memory once the session exists
         import tempfile
