@@ -168,7 +168,7 @@ class MTCNNDetector(FaceDetector):
         """Search the photo framed by a black border (a quarter of each side) with relaxed thresholds.
 
         MTCNN misses faces that fill the frame or touch its edge, and dim or tilted ones: on 4,112 APPA-REAL
-        photos it found no face in 69, and this pass found a real face in 16 of them (none in the others). Its
+        photos it found no face in 69, and this pass found a face in 16 of them (benchmarks/second_pass.py). Its
         detections keep their lower scores, so the quality flags mark them ``low_score`` where they are unsure.
         """
         h, w = image.shape[:2]
