@@ -71,6 +71,8 @@ class DataConfig:
     # Final refit: once a recipe is chosen on val, train on train + val (val is still scored, but no longer held
     # out, so the model folder takes the last epoch instead of the best one).
     train_on_val: bool = False
+    # Even out age bands when sampling training faces: 0 = as they come, 1 = every band equally often.
+    balance_age: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def source_list(self) -> list[SourceConfig]:

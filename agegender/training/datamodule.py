@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from agegender.data.dataset import FaceDataset
 from agegender.data.readers import read_dataset
 from agegender.data.records import DataError, FaceRecord
-from agegender.data.splits import sample_records, split_sources
+from agegender.data.splits import age_band, sample_records, split_sources
 from agegender.data.transforms import build_eval_transform, build_train_transform, seed_transform
 from agegender.training.config import DataConfig, DistillConfig, SourceConfig
 
@@ -108,8 +108,16 @@ class AgeGenderDataModule(L.LightningDataModule):
             self._attach_teacher_targets(self.datasets["train"])
 
     def sample_weights(self) -> np.ndarray | None:
-        """Per training record: its source's weight spread over that source's records (None: no weights)."""
-        if not any(s.weight is not None for s in self.sources):
+        """Per training record: its source's share of each epoch spread over that source's records (None: none).
+
+        With ``data.balance_age`` = b > 0, a record's weight within its source is also divided by the size of its
+        age band to the power b (1: every band drawn equally often), so that children and the old, rare in most
+        sets, are not left to the mean; each source keeps its share.
+        """
+        balance = float(self.cfg.balance_age or 0.0)
+        if balance < 0:
+            raise DataError(f"data.balance_age must be >= 0, got {balance}")
+        if not any(s.weight is not None for s in self.sources) and balance == 0:
             return None
         idx = self.source_index["train"]
         counts = np.bincount(idx, minlength=len(self.sources)).astype(float)
@@ -117,7 +125,15 @@ class AgeGenderDataModule(L.LightningDataModule):
         share = np.array([s.weight if s.weight is not None else natural[i] for i, s in enumerate(self.sources)])
         if (share < 0).any() or share.sum() <= 0:
             raise DataError(f"data.sources weights must be >= 0 and not all 0, got {share.tolist()}")
-        return (share / share.sum() / np.maximum(counts, 1))[idx]
+        within = np.ones(len(idx))
+        if balance > 0:
+            bands = np.array([age_band(r.age) if r.age is not None else "none" for r in self.splits["train"]])
+            for src in range(len(self.sources)):
+                mine = idx == src
+                names, inverse, band_counts = np.unique(bands[mine], return_inverse=True, return_counts=True)
+                within[mine] = band_counts[inverse].astype(float) ** -balance
+        totals = np.bincount(idx, weights=within, minlength=len(self.sources))
+        return (share / share.sum())[idx] * within / np.maximum(totals, 1e-12)[idx]
 
     def _attach_teacher_targets(self, ds: FaceDataset) -> None:
         from agegender.training.distill import teacher_targets

@@ -179,3 +179,40 @@ def test_a_missing_teacher_fails_before_any_work(utk_dir, tmp_path, overrides, c
     assert main(args) == 2
     assert "distill.teachers: /nonexistent/model is neither a model folder" in capsys.readouterr().err
     assert not (out / "split.json").exists()
+
+
+def test_balance_age_evens_out_bands_and_keeps_source_shares(utk_dir, wild_manifest, tmp_path, overrides):
+    from agegender.data.splits import age_band
+
+    sources = f"data.sources=[{{path: {utk_dir}, weight: 0.8}}, {{path: {wild_manifest}, weight: 0.2}}]"
+    recipe = load_recipe(
+        "scratch_cnn", [*overrides(utk_dir, tmp_path), "data.path=null", sources, "data.balance_age=1.0"]
+    )
+    dm = _datamodule(recipe, tmp_path / "split.json")
+    dm.setup()
+    w = dm.sample_weights()
+    idx = dm.source_index["train"]
+    assert w is not None and w[idx == 0].sum() == pytest.approx(0.8) and w[idx == 1].sum() == pytest.approx(0.2)
+    bands = np.array([age_band(r.age) for r in dm.splits["train"]])
+    for src in (0, 1):
+        per_band = {b: w[(idx == src) & (bands == b)].sum() for b in set(bands[idx == src])}
+        assert len(per_band) > 1
+        assert max(per_band.values()) == pytest.approx(min(per_band.values()))  # b = 1: every band equally often
+
+
+def test_balance_age_alone_makes_weights_and_negative_is_refused(utk_dir, tmp_path, overrides):
+    from agegender.data.records import DataError
+    from agegender.data.splits import age_band
+
+    recipe = load_recipe("scratch_cnn", [*overrides(utk_dir, tmp_path), "data.balance_age=0.5"])
+    dm = _datamodule(recipe, tmp_path / "split.json")
+    dm.setup()
+    w = dm.sample_weights()
+    assert w is not None and w.sum() == pytest.approx(1.0)
+    bands = np.array([age_band(r.age) for r in dm.splits["train"]])
+    names, counts = np.unique(bands, return_counts=True)
+    totals = np.array([w[bands == b].sum() for b in names])
+    assert totals == pytest.approx(np.sqrt(counts) / np.sqrt(counts).sum())  # b = 0.5: a band's share ~ sqrt(size)
+    dm.cfg.balance_age = -1.0
+    with pytest.raises(DataError, match="balance_age"):
+        dm.sample_weights()
