@@ -41,6 +41,7 @@ def add_parser(sub) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from agegender.data.readers import read_dataset
     from agegender.data.splits import split_records
+    from agegender.evaluation.card import CARD_FILE, write_card
     from agegender.evaluation.fit_calibration import calibrate, collect_faces, format_calibration, write_calibration
     from agegender.inference.predictor import Predictor
     from agegender.models.folder import read_config
@@ -68,5 +69,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         saved.append(write_text_output(args.output, json.dumps(result, indent=2) + "\n"))
     if args.write:
         print(f"wrote the factors to {write_calibration(args.model, result, where)}")
+        if (Path(args.model) / CARD_FILE).is_file():  # the card describes the intervals: keep it in step
+            print(f"updated {write_card(args.model)}")
     raise_if_unsaved(saved)
     return 0

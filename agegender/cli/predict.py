@@ -77,7 +77,13 @@ def add_parser(sub) -> None:
         "package", help="make a finished run into a model folder with ONNX and a model card", epilog=EXIT_CODES_HELP
     )
     k.add_argument("run", help="run folder (with model/, split.json)")
-    k.add_argument("--data", required=True, help="the labelled data it was trained on (for the test metrics)")
+    k.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        help="the labelled data it was trained on, for the test metrics (repeat for several datasets: figures per"
+        " dataset)",
+    )
     k.add_argument("--output", required=True, help="model folder to write (e.g. agegender/models/default)")
     k.add_argument("--report", help="also write the evaluation report (plots) here")
     k.set_defaults(func=cmd_package)
@@ -247,6 +253,7 @@ def cmd_package(args: argparse.Namespace) -> int:
     from agegender.evaluation.metrics import format_metrics
     from agegender.training.package import package_run
 
-    result = package_run(args.run, args.data, args.output, args.report)
+    data = args.data[0] if len(args.data) == 1 else args.data
+    result = package_run(args.run, data, args.output, args.report)
     print(f"wrote {args.output}: test {format_metrics(result['overall'])}")
     return 0

@@ -1,0 +1,240 @@
+"""MODEL_CARD.md, written from what a model folder holds: config (recipe, init, calibration), split and test metrics.
+
+One writer for ``agegender package`` and ``agegender calibrate --write``, so the card never disagrees with the
+folder (a hand-edited card goes stale the day the model is refit or recalibrated).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agegender.evaluation.metrics import format_metrics
+from agegender.models.folder import read_config
+from agegender.utils.io import atomic_write_text
+
+__all__ = ["CARD_FILE", "DATASET_TERMS", "dataset_terms", "init_lineage", "render_card", "write_card"]
+
+CARD_FILE = "MODEL_CARD.md"
+
+#: Datasets we know, matched by a substring of a source's name or path: what they are and their terms of use.
+DATASET_TERMS: dict[str, tuple[str, str]] = {
+    "utkface": (
+        'UTKFace "aligned & cropped" face chips (labels from file names)',
+        "non-commercial research purposes only; the image copyright belongs to the original owners",
+    ),
+    "appa_real": (
+        "APPA-REAL (ChaLearn LAP 2016) in-the-wild photos with real ages, cut by `agegender data align`",
+        "research use only; treated as non-commercial",
+    ),
+}
+
+HEAD = """# Model card: {name}
+
+## What it is
+Age (years, with an 80% interval from a 101-bin age distribution) and binary gender estimation from a face
+crop framed like UTKFace's "aligned & cropped" chips (`agegender.faces` detects and aligns photos to that framing).
+Backbone `{backbone}` at {size}x{size} px, age head `{age_head}`, gender head `{gender_head}`{params}.
+Files: `model.safetensors` (PyTorch weights), `model.onnx` (the same network, ONNX Runtime), `config.json`
+(architecture, preprocessing, label conventions, interval calibration, file digests), `split.json` (the split used).
+
+Label conventions: gender 0 = male, 1 = female (the network outputs P(female)); age in years, 0-100.
+"""
+
+LIMITS = """## Known limits
+- Ages are the datasets' labels (UTKFace's are apparent-age guesses, some noisy); errors grow for the oldest people
+  and for under-represented groups (see the slices above).
+- Binary gender labels as annotated; the model cannot represent other gender identities.
+- Faces must be aligned to the UTKFace framing: use `Predictor` (which detects and aligns) rather than feeding
+  arbitrary crops, or pass `detect=False` only for crops that already look like UTKFace chips.
+
+## Intended use
+Research, demos and prototypes where a rough age bracket and a gender guess help (e.g. dataset analytics).
+Not for decisions about individuals (access control, age verification for legal purposes, profiling).
+"""
+
+
+def dataset_terms(name: str, path: str = "") -> tuple[str, str]:
+    """(what it is, terms of use) of a known dataset; unknown ones point to their own terms."""
+    key = f"{name} {path}".lower().replace("-", "_")
+    for pattern, terms in DATASET_TERMS.items():
+        if pattern in key:
+            return terms
+    return (f"`{path or name}`", "see the dataset's own terms")
+
+
+def _sources(recipe: dict) -> list[dict]:
+    data = recipe.get("data") or {}
+    if data.get("sources"):
+        return list(data["sources"])
+    return [{"path": data.get("path") or "?", "name": None, "weight": None}]
+
+
+def _split_counts(folder: Path) -> dict[str, int]:
+    path = folder / "split.json"
+    if not path.is_file():
+        return {}
+    sides = list(json.loads(path.read_text())["assignment"].values())
+    return {k: sides.count(k) for k in ("train", "val", "test")}
+
+
+def init_lineage(recipe: dict) -> str:
+    """Where the starting weights came from, following fine-tuning back to the first pretrained backbone."""
+    from agegender.models.registry import create_backbone
+
+    m = recipe.get("model") or {}
+    if m.get("init"):
+        note = f"Fine-tuned from the model folder `{m['init']}`"
+        before = m.get("init_recipe")  # recorded at packaging time, while the init folder still existed
+        if before:
+            desc = before.get("description") or before.get("name") or "?"
+            note += f" ({desc}; its own start: {init_lineage(before)})"
+        return note + "."
+    if not m.get("backbone"):
+        return "unknown"
+    if not (m.get("pretrained") or m.get("pretrained_path")):
+        return "random initialisation"
+    if m.get("pretrained_path"):
+        return f"the weights file `{Path(m['pretrained_path']).name}` (model.pretrained_path)"
+    try:
+        source = create_backbone(m["backbone"], False).pretrained_on
+    except Exception:  # noqa: BLE001 - a backbone this install cannot build still gets a card
+        source = None
+    return f"weights pretrained on {source or 'unknown data'}"
+
+
+def _training(cfg: dict, counts: dict[str, int]) -> str:
+    recipe = (cfg.get("training") or {}).get("recipe") or {}
+    data = recipe.get("data") or {}
+    lines = [
+        "## Training data and licence",
+        "",
+        "| dataset | what | share of each epoch | terms |",
+        "|---|---|---|---|",
+    ]
+    terms_seen = []
+    for src in _sources(recipe):
+        what, terms = dataset_terms(src.get("name") or "", src.get("path") or "")
+        share = "-" if src.get("weight") is None else f"{src['weight']:.0%}"
+        lines.append(f"| {src.get('name') or src.get('path')} | {what} | {share} | {terms} |")
+        terms_seen.append(terms)
+    if counts:
+        lines += [
+            "",
+            f"Split (`split.json`, by each image's content hash, stratified by age band and gender, per dataset):"
+            f" {counts['train']} training / {counts['val']} validation / {counts['test']} test images in all.",
+        ]
+    if any("non-commercial" in t for t in terms_seen):
+        lines += ["", "**This model inherits the datasets' restrictions: non-commercial research use only.**"]
+    epochs = (recipe.get("train") or {}).get("epochs", "?")
+    start = init_lineage(recipe)
+    lines += [
+        "",
+        f"Recipe: `{recipe.get('name', '?')}` ({epochs} epochs; the exact recipe is in `config.json` under"
+        f" `training`). Start: {start if start.endswith('.') else start + '.'}",
+    ]
+    aug = data.get("augment") or {}
+    if aug.get("degrade_p"):
+        lines.append(
+            f"Real-world degradation (small, blurry, JPEG, noise, light, box jitter) on {aug['degrade_p']:.0%} of"
+            " the training faces."
+        )
+    if data.get("balance_age"):
+        lines.append(f"Age bands evened out when sampling (data.balance_age = {data['balance_age']}).")
+    distill = recipe.get("distill") or {}
+    if distill.get("teachers"):
+        names = ", ".join(f"`{t}`" for t in distill["teachers"])
+        lines.append(f"Distilled from {names} (weight {distill.get('alpha', 0.5)} on the teachers).")
+    if data.get("train_on_val"):
+        lines.append(
+            "Refit: trained on the training and validation images together, for the number of epochs chosen on"
+            " validation beforehand, and the last epoch kept; no held-out validation figure exists for this model."
+        )
+    return "\n".join(lines)
+
+
+def _slice_rows(slices: dict) -> str:
+    rows = []
+    for kind, group in slices.items():
+        for name, m in group.items():
+            if m.get("n"):
+                f1 = "-" if m.get("gender_f1") is None else f"{m['gender_f1']:.3f}"
+                score = "-" if m.get("score") is None else f"{m['score']:.3f}"
+                rows.append(
+                    f"| {kind}: {name} | {m['n']} | {m['mae']:.2f} | {m['rmse']:.2f} | "
+                    f"{m['gender_acc']:.3f} | {f1} | {score} |"
+                )
+    return "\n".join(rows)
+
+
+def _metrics(result: dict) -> str:
+    datasets = ", ".join(str(d) for d in result.get("data", [])) if isinstance(result.get("data"), list) else ""
+    head = f"## Metrics on our test split{'s' if datasets else ''} ({result['overall']['n']} images, touched once)"
+    return "\n".join(
+        [
+            head,
+            format_metrics(result["overall"]),
+            "",
+            "| slice | n | MAE | RMSE | gender acc | macro F1 | score |",
+            "|---|---|---|---|---|---|---|",
+            _slice_rows(result.get("slices", {})),
+        ]
+    )
+
+
+def _calibration(cfg: dict) -> str:
+    cal = cfg.get("calibration")
+    if not cal:
+        return ""
+    scales = ", ".join(f"{k} {v:.2f}" for k, v in cal.get("interval_scale", {}).items())
+    cov = ", ".join(f"{k} {v:.1%}" for k, v in (cal.get("coverage_cross_validated") or {}).items())
+    return (
+        "## Age intervals on real photos\n"
+        f"The {cal.get('level', 0.8):.0%} interval is widened per quality flag by factors fitted with"
+        f" `agegender calibrate` on {cal.get('fitted_on', '?')}: {scales}."
+        + (f" Cross-validated coverage with them: {cov}." if cov else "")
+    )
+
+
+def render_card(folder: str | Path, name: str = "agegender default", params: float | None = None) -> str:
+    """The card's text for ``folder`` (config.json required; metrics.json and split.json used when present)."""
+    folder = Path(folder)
+    cfg = read_config(folder)
+    m = cfg["model"]
+    metrics_path = folder / "metrics.json"
+    parts = [
+        HEAD.format(
+            name=name,
+            backbone=m["backbone"],
+            size=m["input_size"],
+            age_head=m["age_head"],
+            gender_head=m["gender_head"],
+            params=f"; {params:.2f} M parameters" if params else "",
+        ),
+        _training(cfg, _split_counts(folder)),
+    ]
+    if metrics_path.is_file():
+        parts.append(_metrics(json.loads(metrics_path.read_text())))
+    if cfg.get("calibration"):
+        parts.append(_calibration(cfg))
+    if cfg.get("files"):
+        parts.append("`config.json` records the digests of the weight files (`files`), checked on load.")
+    parts.append(LIMITS)
+    return "\n\n".join(p.strip("\n") for p in parts) + "\n"
+
+
+def write_card(folder: str | Path, name: str = "agegender default", params: float | None = None) -> Path:
+    """Write ``MODEL_CARD.md`` into ``folder`` (atomically); keeps the parameter count of an existing card."""
+    folder = Path(folder)
+    path = folder / CARD_FILE
+    if params is None and path.is_file():
+        params = _params_from(path.read_text())
+    atomic_write_text(path, render_card(folder, name, params))
+    return path
+
+
+def _params_from(text: str) -> float | None:
+    import re
+
+    found = re.search(r"([0-9.]+) M parameters", text)
+    return float(found.group(1)) if found else None
