@@ -229,7 +229,8 @@ def _mobilefacenet_y1_weights(state: dict, module: nn.Module) -> dict:
 @register_backbone("mobilefacenet_y1", adapt_weights=_mobilefacenet_y1_weights)
 def mobilefacenet_y1(pretrained: bool = False) -> Backbone:
     """MobileFaceNet trained for face recognition on MS1M with ArcFace (InsightFace y1), 112 px; features pooled
-    from its 512-ch ``conv_6sep`` map. A stronger init than the CASIA one (frozen features: gender 90% vs 88%)."""
+    from its 512-ch ``conv_6sep`` map. A stronger init than the CASIA one: frozen features of 2,400 UTKFace chips
+    give gender 92.3% vs 91.0% and age MAE 6.5 vs 7.1 years (``benchmarks/results/frozen_features_2400.md``)."""
     from agegender.models.mobilefacenet import MOBILEFACENET_MEAN, MOBILEFACENET_STD
     from agegender.models.mobilefacenet_y1 import build_mobilefacenet_y1
 
