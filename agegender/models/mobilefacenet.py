@@ -116,14 +116,27 @@ class MobileFaceNet(nn.Module):
     feature_dim: int = 512
     embedding_dim: int = 128
 
-    def __init__(self, bottleneck_setting: Sequence[Sequence[int]] = MOBILEFACENET_BOTTLENECK_SETTING) -> None:
+    def __init__(
+        self,
+        bottleneck_setting: Sequence[Sequence[int]] = MOBILEFACENET_BOTTLENECK_SETTING,
+        embedding: bool = True,
+        bn_eps: float = 1e-5,
+    ) -> None:
+        """``embedding=False`` keeps the trunk only (up to ``conv2``), for weights whose embedding layers differ
+        (InsightFace's y1); ``bn_eps`` is the BatchNorm epsilon the weights were trained with (MXNet: 1e-3)."""
         super().__init__()
         self.conv1 = ConvBlock(3, 64, 3, 2, 1)
         self.dw_conv1 = ConvBlock(64, 64, 3, 1, 1, dw=True)
         self.blocks = self._make_layer(64, bottleneck_setting)
         self.conv2 = ConvBlock(128, self.feature_dim, 1, 1, 0)
-        self.linear7 = ConvBlock(self.feature_dim, self.feature_dim, (7, 6), 1, 0, dw=True, linear=True)
-        self.linear1 = ConvBlock(self.feature_dim, self.embedding_dim, 1, 1, 0, linear=True)
+        self.linear7: ConvBlock | None = None
+        self.linear1: ConvBlock | None = None
+        if embedding:
+            self.linear7 = ConvBlock(self.feature_dim, self.feature_dim, (7, 6), 1, 0, dw=True, linear=True)
+            self.linear1 = ConvBlock(self.feature_dim, self.embedding_dim, 1, 1, 0, linear=True)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eps = bn_eps
         self._init_weights()
 
     @staticmethod
@@ -163,6 +176,8 @@ class MobileFaceNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Original 128-d face embedding (un-normalised); input must be ``[B, 3, 112, 96]``."""
+        if self.linear7 is None or self.linear1 is None:
+            raise ValueError("this MobileFaceNet was built without embedding layers; use pooled_features()")
         x = self.forward_features(x)
         h, w = x.shape[-2:]
         kh, kw = self.linear7.conv.kernel_size

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from agegender.models import build_model, create_backbone, list_backbones
-from agegender.models.backbones import LITE0_FILE, MOBILEFACENET_FILE
+from agegender.models.backbones import LITE0_FILE, MOBILEFACENET_FILE, MOBILEFACENET_Y1_FILE
 from agegender.models.folder import load_model_folder, save_model_folder
 from agegender.models.heads import FeatureAttention
 from agegender.models.mobilefacenet import load_mobilefacenet_casia
@@ -32,6 +32,7 @@ EXPECTED_BACKBONES = {
     "efficientnet_b4",
     "efficientnet_lite0",
     "mobilefacenet",
+    "mobilefacenet_y1",
 }
 HEAD_COMBOS = [("distribution", "bce"), ("distribution", "ce"), ("regression", "bce"), ("regression", "ce")]
 BACKBONES = sorted(EXPECTED_BACKBONES)
@@ -144,7 +145,12 @@ def no_network(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.mark.parametrize(
-    ("backbone", "rel"), [("efficientnet_lite0", LITE0_FILE), ("mobilefacenet", MOBILEFACENET_FILE)]
+    ("backbone", "rel"),
+    [
+        ("efficientnet_lite0", LITE0_FILE),
+        ("mobilefacenet", MOBILEFACENET_FILE),
+        ("mobilefacenet_y1", MOBILEFACENET_Y1_FILE),
+    ],
 )
 def test_local_weights_missing_says_where_it_looked(
     backbone: str, rel: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -8,6 +8,8 @@ from agegender.training.package import _distill_note, _init_note, _refit_note
 def test_init_note_names_the_pretraining_data():
     assert "CASIA-WebFace" in _init_note({"model": {"backbone": "mobilefacenet", "pretrained": True}})
     assert "ImageNet-1k" in _init_note({"model": {"backbone": "mobilenet_v2", "pretrained": True}})
+    y1 = _init_note({"model": {"backbone": "mobilefacenet_y1", "pretrained": True}})
+    assert "MS-Celeb-1M" in y1 and "InsightFace" in y1 and "non-commercial research only" in y1
     assert _init_note({"model": {"backbone": "mobilenet_v2", "pretrained": False}}).startswith("Trained from random")
     assert _init_note({}) == ""
 
