@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agegender.evaluation.card import CARD_FILE, dataset_terms, render_card, write_card
+from agegender.evaluation.card import CARD_FILE, dataset_terms, init_lineage, render_card, write_card
 
 
 def _folder(tmp_path: Path, recipe: dict, calibration: dict | None = None) -> Path:
@@ -79,3 +79,29 @@ def test_card_carries_metrics_and_interval_calibration_and_keeps_its_parameter_c
 def test_unknown_datasets_point_to_their_own_terms():
     assert dataset_terms("my_faces", "data/my_faces")[1] == "see the dataset's own terms"
     assert "non-commercial" in dataset_terms("x", "../shared/data/UTKFace")[1]
+
+
+def test_init_lineage_names_the_pretraining_data_and_its_terms():
+    assert "CASIA-WebFace" in init_lineage({"model": {"backbone": "mobilefacenet", "pretrained": True}})
+    assert "ImageNet-1k" in init_lineage({"model": {"backbone": "mobilenet_v2", "pretrained": True}})
+    y1 = init_lineage({"model": {"backbone": "mobilefacenet_y1", "pretrained": True}})
+    assert "MS-Celeb-1M" in y1 and "InsightFace" in y1 and "non-commercial research only" in y1
+    assert init_lineage({"model": {"backbone": "mobilenet_v2", "pretrained": False}}) == "random initialisation"
+    assert init_lineage({}) == "unknown"
+    # model.pretrained_path is honoured for every backbone: the card names the file, not ImageNet
+    chosen = init_lineage({"model": {"backbone": "resnet18", "pretrained": True, "pretrained_path": "/w/faces.pth"}})
+    assert "`faces.pth`" in chosen and "ImageNet" not in chosen
+
+
+def test_distillation_and_refit_are_said_only_when_they_happened(tmp_path):
+    plain = render_card(_folder(tmp_path, {"model": {"backbone": "mobilefacenet", "pretrained": True}}))
+    assert "Distilled" not in plain and "Refit" not in plain
+    recipe = {
+        "model": {"backbone": "mobilefacenet", "pretrained": True},
+        "distill": {"teachers": ["runs/gone/model"], "alpha": 0.3},
+        "data": {"path": "../shared/data/utkface", "train_on_val": True},
+    }
+    (tmp_path / "b").mkdir()
+    text = render_card(_folder(tmp_path / "b", recipe))
+    assert "Distilled from `runs/gone/model` (weight 0.3 on the teachers)" in text
+    assert "no held-out validation figure" in text
