@@ -88,6 +88,17 @@ def add_parser(sub) -> None:
     k.add_argument("--report", help="also write the evaluation report (plots) here")
     k.set_defaults(func=cmd_package)
 
+    w = sub.add_parser(
+        "soup",
+        help="average the weights of models fine-tuned from one start (WiSE-FT) into a run folder",
+        epilog=EXIT_CODES_HELP,
+    )
+    w.add_argument("models", nargs="+", help="model folders or .ckpt files (same architecture, same start)")
+    w.add_argument("--weights", type=float, nargs="+", help="one weight per model (default: equal)")
+    w.add_argument("--split-file", required=True, help="the split the result is evaluated and packaged with")
+    w.add_argument("--output", required=True, help="run folder to write (model/, split.json)")
+    w.set_defaults(func=cmd_soup)
+
 
 #: Output formats implied by a file extension; anything else is the text table.
 FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv"}
@@ -246,6 +257,17 @@ def cmd_export(args: argparse.Namespace) -> int:
         if not result["ok"]:
             print(f"error: {out} does not match PyTorch within {result['tolerance']}", file=sys.stderr)
             return 1
+    return 0
+
+
+def cmd_soup(args: argparse.Namespace) -> int:
+    from agegender.training.soup import make_soup
+
+    if args.weights is not None and len(args.weights) != len(args.models):
+        print(f"error: {len(args.models)} models but {len(args.weights)} --weights", file=sys.stderr)
+        return 2
+    out = make_soup(args.models, args.output, args.split_file, args.weights)
+    print(f"wrote {out / 'model'} (package it with: agegender package {out} --data ... --output ...)")
     return 0
 
 

@@ -84,7 +84,7 @@ def init_lineage(recipe: dict) -> str:
 
     m = recipe.get("model") or {}
     if m.get("init"):
-        note = f"Fine-tuned from the model folder `{m['init']}`"
+        note = f"fine-tuned from the model folder `{m['init']}`"
         before = m.get("init_recipe")  # recorded at packaging time, while the init folder still existed
         if before:
             desc = before.get("description") or before.get("name") or "?"
@@ -145,6 +145,13 @@ def _training(cfg: dict, counts: dict[str, int]) -> str:
     if distill.get("teachers"):
         names = ", ".join(f"`{t}`" for t in distill["teachers"])
         lines.append(f"Distilled from {names} (weight {distill.get('alpha', 0.5)} on the teachers).")
+    soup = (cfg.get("training") or {}).get("soup")
+    if soup:
+        members = ", ".join(f"`{m}` ({w:.2f})" for m, w in zip(soup["members"], soup["weights"], strict=True))
+        lines.append(
+            f"Weight average (`agegender soup`) of {members}: models fine-tuned from one start, averaged weight by"
+            " weight (one network, no extra inference cost); the recipe above is the last one's."
+        )
     if data.get("train_on_val"):
         lines.append(
             "Refit: trained on the training and validation images together, for the number of epochs chosen on"

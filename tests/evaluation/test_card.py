@@ -52,7 +52,7 @@ def test_card_lists_every_dataset_with_its_terms_and_the_fine_tuning_lineage(tmp
     assert "non-commercial research use only" in text
     assert "2 training / 1 validation / 1 test" in text
     # where the weights started: the init folder, and through it the face-recognition backbone (CASIA-WebFace)
-    assert "Fine-tuned from the model folder `agegender/models/default`" in text and "CASIA-WebFace" in text
+    assert "fine-tuned from the model folder `agegender/models/default`" in text and "CASIA-WebFace" in text
     assert "balance_age = 0.5" in text and "50% of the training faces" in text
     assert "## Metrics" not in text and "## Age intervals" not in text  # nothing measured yet: nothing claimed
 
