@@ -1,6 +1,6 @@
 """Face detectors behind one small interface, so callers can swap accuracy for weight without code changes.
 
-One module per detector (:mod:`.haar`, :mod:`.yunet`, :mod:`.mtcnn`) on the base class and registry in
+One module per detector (:mod:`.haar`, :mod:`.yunet`, :mod:`.mtcnn`, :mod:`.blazeface`) on the base class and registry in
 :mod:`.base`; ``auto`` (below) picks MTCNN when its package and runtime work, else the Haar cascade, so an
 optional back-end degrades instead of breaking the pipeline.
 """
@@ -22,6 +22,7 @@ from agegender.faces.detectors.base import (
     create_detector,
     register_detector,
 )
+from agegender.faces.detectors.blazeface import BlazeFaceDetector
 from agegender.faces.detectors.haar import HaarDetector
 from agegender.faces.detectors.mtcnn import MTCNNDetector
 from agegender.faces.detectors.yunet import YUNET_ENV, YuNetDetector
@@ -30,6 +31,7 @@ __all__ = [
     "LANDMARK_NAMES",
     "MAX_SIDE",
     "YUNET_ENV",
+    "BlazeFaceDetector",
     "Detection",
     "FaceDetector",
     "HaarDetector",
