@@ -1,12 +1,13 @@
 """Face detectors behind one small interface, so callers can swap accuracy for weight without code changes.
 
-One module per detector (:mod:`.haar`, :mod:`.yunet`, :mod:`.mtcnn`, :mod:`.blazeface`) on the base class and registry in
-:mod:`.base`; ``auto`` (below) picks MTCNN when its package and runtime work, else the Haar cascade, so an
-optional back-end degrades instead of breaking the pipeline.
+One module per detector (:mod:`.haar`, :mod:`.yunet`, :mod:`.mtcnn`, :mod:`.blazeface`) on the base class and
+registry in :mod:`.base`; ``auto`` (below) picks BlazeFace with MTCNN landmarks when it works, else MTCNN, else the
+Haar cascade, so an optional back-end degrades instead of breaking the pipeline.
 """
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any
 
@@ -48,11 +49,22 @@ _COMMON_OPTIONS = ("min_face_size", "score_threshold", "max_side")
 
 @register_detector("auto")
 def _auto_detector(**kwargs: Any) -> FaceDetector:
-    """MTCNN when its package and runtime work (it gives landmarks for alignment), else the Haar cascade."""
-    try:
-        detector = MTCNNDetector(**kwargs)
-        detector.detect(np.zeros((48, 48, 3), dtype=np.uint8))  # fail now, not on the first user photo
-        return detector
-    except Exception as e:  # any broken optional back-end must fall back, whatever it raises
-        warnings.warn(f"MTCNN face detector unavailable ({e}); falling back to the Haar cascade", stacklevel=2)
+    """BlazeFace + MTCNN O-net (fastest, MTCNN's landmarks), else MTCNN, else the Haar cascade (no landmarks).
+
+    BlazeFace is the default since benchmarks/detectors.py (README "Face detectors"); options only one detector
+    knows (MTCNN's ``second_pass``, ...) go to the detectors that take them.
+    """
+    for cls in (BlazeFaceDetector, MTCNNDetector):
+        try:
+            detector = cls(**_accepted(cls, kwargs))
+            detector.detect(np.zeros((48, 48, 3), dtype=np.uint8))  # fail now, not on the first user photo
+            return detector
+        except Exception as e:  # any broken optional back-end must fall back, whatever it raises
+            warnings.warn(f"{cls.name} face detector unavailable ({e}); trying the next one", stacklevel=2)
+    warnings.warn("falling back to the Haar cascade face detector", stacklevel=2)
     return HaarDetector(**{k: v for k, v in kwargs.items() if k in _COMMON_OPTIONS})
+
+
+def _accepted(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    names = inspect.signature(cls.__init__).parameters
+    return {k: v for k, v in kwargs.items() if k in names}
