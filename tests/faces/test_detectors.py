@@ -94,12 +94,14 @@ def test_register_detector(monkeypatch: pytest.MonkeyPatch) -> None:
         register_detector("fixed")(Fixed)
 
 
-def test_auto_prefers_blazeface() -> None:
-    assert isinstance(create_detector(), BlazeFaceDetector)
-    assert create_detector("auto", second_pass=False, min_face_size=30).min_face_size == 30  # MTCNN-only options
+def test_auto_prefers_mtcnn() -> None:
+    assert isinstance(create_detector(), MTCNNDetector)
+    assert not create_detector("auto", second_pass=False).second_pass  # options reach the detector that takes them
 
 
-def test_auto_falls_back_to_mtcnn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_auto_tries_its_detectors_in_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(det_module, "AUTO_ORDER", (BlazeFaceDetector, MTCNNDetector))
+    assert isinstance(create_detector("auto", second_pass=False), BlazeFaceDetector)  # MTCNN-only option dropped
     monkeypatch.setattr(blazeface_module, "MODEL_DIR", tmp_path)  # no model files there
     with pytest.warns(UserWarning, match="blazeface"):
         detector = create_detector("auto", second_pass=False)
