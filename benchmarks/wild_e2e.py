@@ -18,6 +18,7 @@ from pathlib import Path
 
 from agegender import Predictor
 from agegender.data.readers import read_dataset
+from agegender.data.records import FaceRecord
 from agegender.data.splits import split_records
 from agegender.evaluation.photos import evaluate_photos
 from agegender.inference.batch import write_result
@@ -58,6 +59,12 @@ def markdown(results: list[dict], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def labelled_records(data: str | Path, split_file: str | Path | None = None, split: str = "val") -> list[FaceRecord]:
+    """The labelled photos of ``data``, only those of ``split`` when a split file is given."""
+    records = [r for r in read_dataset(data, progress=False).records if r.labelled]
+    return split_records(records, split_file)[split] if split_file else records
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+", help="model folders ('default' for the shipped model)")
@@ -68,10 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/wild_val.json"))
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
-    reading = read_dataset(args.data, progress=False)
-    records = [r for r in reading.records if r.labelled]
-    if args.split_file:
-        records = split_records(records, args.split_file)[args.split]
+    records = labelled_records(args.data, args.split_file, args.split)
     results = []
     for model in args.models:
         predictor = Predictor.load(None if model == "default" else model, detector=args.detector)

@@ -22,7 +22,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=port, default=7860)
     p.add_argument("--model", default=None, help="model folder or .ckpt (default: the shipped model)")
-    p.add_argument("--detector", default="auto", help="face detector: auto, mtcnn, yunet, haar")
+    p.add_argument("--detector", default="auto", help="face detector: auto (mtcnn), mtcnn, blazeface, yunet, haar")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads per model call")
     p.add_argument(

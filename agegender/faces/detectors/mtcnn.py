@@ -133,7 +133,9 @@ class MTCNNDetector(FaceDetector):
 
     The cascade is re-implemented here (after FaceNet's ``detect_face``) because the package's own code
     rounds landmarks to whole pixels and imports ``imghdr``, which Python 3.13 removed.
-    ``score_threshold`` is the O-net (final stage) threshold.
+    ``score_threshold`` is the O-net (final stage) threshold. ``min_face_ratio`` > 0 skips the pyramid's
+    largest scales: faces smaller than that share of the photo's shorter side are not sought (P-net's cost is
+    mostly those scales).
     """
 
     name = "mtcnn"
@@ -147,9 +149,11 @@ class MTCNNDetector(FaceDetector):
         num_threads: int = 0,
         max_side: int | None = MAX_SIDE,
         second_pass: bool = True,
+        min_face_ratio: float = 0.0,
     ) -> None:
         super().__init__(min_face_size, score_threshold, max_side)
         folder = _mtcnn_model_dir()
+        self.min_face_ratio = float(min_face_ratio)
         self.stage_thresholds = stage_thresholds
         self.scale_factor = scale_factor
         self.second_pass = second_pass
@@ -190,12 +194,18 @@ class MTCNNDetector(FaceDetector):
         ]
 
     def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:
+        min_size = max(min_size, self.min_face_ratio * min(image.shape[:2]))
         boxes = self._propose(image, min_size)
         if len(boxes):
             boxes = self._refine(image, boxes)
         if not len(boxes):
             return []
-        boxes, points = self._output(image, boxes)
+        return self.landmarks(image, boxes)
+
+    def landmarks(self, image: np.ndarray, squares: np.ndarray) -> list[Detection]:
+        """O-net alone on candidate squares (rows x1 y1 x2 y2, 1-based inclusive whole pixels): scored,
+        refined faces with five landmarks. Lets another detector's boxes get MTCNN-convention landmarks."""
+        boxes, points = self._output(image, squares[:, :4])
         # Boxes are 1-based inclusive; landmarks already 0-based: shift boxes to 0-based pixel edges.
         return [
             Detection((b[0] - 1, b[1] - 1, b[2], b[3]), b[4], p.reshape(2, 5).T)

@@ -1,0 +1,109 @@
+"""BlazeFace boxes + MTCNN O-net landmarks: the astronaut, the group photo t1.jpg, the fallback to MTCNN."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from agegender.errors import DetectorModelError
+from agegender.faces.detectors import BlazeFaceDetector, MTCNNDetector, available_detectors, create_detector
+from agegender.faces.detectors import blazeface as blaze_module
+
+# Box centres (x, y) of the six faces in t1.jpg (as in test_detectors.py).
+T1_FACES = [(960, 131), (111, 328), (321, 208), (517, 337), (791, 408), (1180, 337)]
+
+
+@pytest.fixture(scope="module", params=["full", "short"])
+def blaze(request: pytest.FixtureRequest) -> BlazeFaceDetector:
+    return create_detector("blazeface", model=request.param)
+
+
+def _centre(box) -> np.ndarray:
+    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+
+
+def test_registered() -> None:
+    assert "blazeface" in available_detectors()
+
+
+def test_unknown_model_is_a_user_error() -> None:
+    with pytest.raises(DetectorModelError, match="full"):
+        BlazeFaceDetector(model="tiny")
+
+
+@pytest.mark.parametrize(("model", "count"), [("full", 2304), ("short", 896)])
+def test_anchors_match_the_model_outputs(model: str, count: int) -> None:
+    _, side, strides, per_cell = blaze_module.BLAZEFACE_MODELS[model]
+    anchors = blaze_module._anchors(side, strides, per_cell)
+    assert anchors.shape == (count, 2)
+    assert anchors.min() > 0 and anchors.max() < 1
+    net = cv2.dnn.readNetFromTFLite(str(blaze_module.MODEL_DIR / blaze_module.BLAZEFACE_MODELS[model][0]))
+    net.setInput(np.zeros((1, 3, side, side), np.float32))
+    assert {o.size for o in net.forward(net.getUnconnectedOutLayersNames())} == {count, count * 16}
+
+
+def test_weighted_nms_merges_overlaps_and_keeps_apart() -> None:
+    boxes = np.array([[0, 0, 10, 10], [2, 0, 12, 10], [50, 50, 60, 60]], dtype=np.float32)
+    kept, scores = blaze_module._weighted_nms(boxes, np.array([0.9, 0.3, 0.8]))
+    assert scores.tolist() == pytest.approx([0.9, 0.8])
+    assert kept[0].tolist() == pytest.approx([0.5, 0, 10.5, 10])  # (0.9 * 0 + 0.3 * 2) / 1.2
+    assert kept[1].tolist() == pytest.approx([50, 50, 60, 60])
+
+
+def test_blazeface_boxes_find_the_astronaut(blaze: BlazeFaceDetector, astro: np.ndarray) -> None:
+    boxes, scores = blaze.boxes(astro)
+    assert len(boxes) == 1 and scores[0] > 0.8
+    cx, cy = _centre(boxes[0])
+    assert 200 < cx < 250 and 95 < cy < 150, boxes[0]
+
+
+def test_landmarks_follow_mtcnn(blaze: BlazeFaceDetector, mtcnn: MTCNNDetector, astro: np.ndarray) -> None:
+    """O-net on BlazeFace's box places the five landmarks where the whole MTCNN cascade does."""
+    ours, theirs = blaze.detect(astro), mtcnn.detect(astro)
+    assert len(ours) == 1 and ours[0].landmarks is not None
+    gap = np.linalg.norm(ours[0].landmarks - theirs[0].landmarks, axis=1)
+    assert gap.max() < 0.05 * theirs[0].size, gap
+
+
+def test_group_photo(shared_asset) -> None:
+    bgr = cv2.imread(str(shared_asset("data/wild/t1.jpg")))
+    found = create_detector("blazeface", fallback=False).detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    assert len(found) == 6
+    assert all(any(np.hypot(*(_centre(d.box) - c)) < 35 for d in found) for c in T1_FACES)
+
+
+def test_falls_back_to_mtcnn_when_nothing_survives(
+    blaze: BlazeFaceDetector, mtcnn: MTCNNDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(blaze, "boxes", lambda image: (np.empty((0, 4)), np.empty(0)))
+    assert [d.box for d in blaze.detect(astro)] == [d.box for d in mtcnn.detect(astro)]
+    monkeypatch.setattr(blaze, "fallback", False)
+    assert blaze.detect(astro) == []
+
+
+def test_onet_rejects_a_box_without_a_face(
+    blaze: BlazeFaceDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wall = np.array([[380.0, 300.0, 480.0, 400.0]])  # the astronaut's suit, no face
+    monkeypatch.setattr(blaze, "boxes", lambda image: (wall, np.array([0.9])))
+    monkeypatch.setattr(blaze, "fallback", False)
+    assert blaze.detect(astro) == []
+
+
+def test_mtcnn_min_face_ratio_starts_the_pyramid_smaller(astro: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A floor of 10% of the shorter side (51 px on the 512 px astronaut) drops the pyramid's largest scales
+    (P-net's costliest) and still finds the ~90 px face."""
+    used: list[float] = []
+    original = MTCNNDetector._pnet_scale
+
+    def record(self: MTCNNDetector, image: np.ndarray, scale: float) -> np.ndarray:
+        used.append(scale)
+        return original(self, image, scale)
+
+    monkeypatch.setattr(MTCNNDetector, "_pnet_scale", record)
+    assert len(MTCNNDetector(second_pass=False).detect(astro)) == 1
+    plain, used[:] = list(used), []
+    assert len(MTCNNDetector(min_face_ratio=0.1, second_pass=False).detect(astro)) == 1
+    assert max(used) == pytest.approx(12 / 51.2) and max(plain) == pytest.approx(12 / 20)
+    assert len(used) < len(plain)
