@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
 from agegender.data.readers import require_labels
@@ -22,6 +22,7 @@ from agegender.training.curves import CurvesPlot
 from agegender.training.datamodule import AgeGenderDataModule
 from agegender.training.loggers import build_loggers
 from agegender.training.module import AgeGenderModule
+from agegender.training.progress import ProgressBar
 from agegender.utils.io import ensure_writable
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
     if loggers:  # LearningRateMonitor refuses to run without a logger (train.loggers=[])
         callbacks.append(LearningRateMonitor("epoch"))
     if tc.progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=10))
+        callbacks.append(ProgressBar(refresh_rate=10))
     if tc.early_stopping:
         callbacks.append(EarlyStopping("val/score", mode="max", patience=tc.early_stopping))
     _quiet_lightning_banners()
