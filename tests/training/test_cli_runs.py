@@ -116,15 +116,17 @@ def test_ddp_two_processes_on_cpu(utk_dir: Path, tmp_path: Path, overrides, cli)
     assert _epochs_printed(r.stdout) == [1, 2]  # printed by rank 0 only
 
 
-@pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_and_resume_continues_from_it(
-    utk_dir: Path, tmp_path: Path, overrides, cli_cmd, cli_env, cli
-):
-    out = tmp_path / "run"
-    args = ["train", "scratch_cnn", *overrides(utk_dir, out, epochs=3), "train.checkpoint_every_n_steps=1"]
-    ckpt = out / "checkpoints" / "last.ckpt"
-    log = (tmp_path / "first.log").open("w")
-    proc = subprocess.Popen(cli_cmd(*args), stdout=log, stderr=subprocess.STDOUT, env=cli_env())
+def _default_sigint() -> None:
+    """A shell that started the tests in the background may ignore SIGINT, and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _stop_during_training(signum: int, args: list[str], ckpt: Path, log_path: Path, cli_cmd, cli_env):
+    """Run ``agegender *args``, send ``signum`` once it has taken two steps; (exit code, output)."""
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        cli_cmd(*args), stdout=log, stderr=subprocess.STDOUT, env=cli_env(), preexec_fn=_default_sigint
+    )
     try:
         deadline = time.monotonic() + 600
         saved = None
@@ -133,21 +135,47 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues_from_it(
             if saved and saved[0] >= 2:  # training is under way
                 break
             time.sleep(0.05)
-        assert proc.poll() is None, "the run ended before SIGTERM:\n" + (tmp_path / "first.log").read_text()[-3000:]
-        assert saved, "no training step within 10 minutes:\n" + (tmp_path / "first.log").read_text()[-3000:]
-        proc.send_signal(signal.SIGTERM)
+        assert proc.poll() is None, "the run ended before the signal:\n" + log_path.read_text()[-3000:]
+        assert saved, "no training step within 10 minutes:\n" + log_path.read_text()[-3000:]
+        proc.send_signal(signum)
         proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
         log.close()
-    text = (tmp_path / "first.log").read_text()
-    assert proc.returncode == 143, text[-3000:]  # 128 + SIGTERM: a scheduler sees the job was stopped
-    stopped = r"^error: training stopped by SIGTERM at epoch (\d+), step (\d+); checkpoint saved to (.+)\. "
+    return proc.returncode, log_path.read_text()
+
+
+def _stopped_message(name: str, text: str, ckpt: Path) -> tuple[int, int]:
+    """(epoch, step) from the one-line message that ends a run stopped by ``name``."""
+    stopped = rf"^error: training stopped by {name} at epoch (\d+), step (\d+); checkpoint saved to (.+)\. "
     m = re.search(stopped, text, re.M)
     assert m, text[-3000:]
     assert m[3] == str(ckpt) and "run the same command with --resume" in text and "Traceback" not in text
-    epoch, step = int(m[1]), int(m[2])
+    return int(m[1]), int(m[2])
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_says_so(utk_dir: Path, tmp_path: Path, overrides, cli_cmd, cli_env):
+    out = tmp_path / "run"
+    args = ["train", "scratch_cnn", *overrides(utk_dir, out, epochs=3), "train.checkpoint_every_n_steps=1"]
+    ckpt = out / "checkpoints" / "last.ckpt"
+    code, text = _stop_during_training(signal.SIGINT, args, ckpt, tmp_path / "run.log", cli_cmd, cli_env)
+    assert code == 130, text[-3000:]
+    _, step = _stopped_message("Ctrl-C", text, ckpt)
+    assert _global_step(ckpt)[0] == step and not (out / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_resume_continues_from_it(
+    utk_dir: Path, tmp_path: Path, overrides, cli_cmd, cli_env, cli
+):
+    out = tmp_path / "run"
+    args = ["train", "scratch_cnn", *overrides(utk_dir, out, epochs=3), "train.checkpoint_every_n_steps=1"]
+    ckpt = out / "checkpoints" / "last.ckpt"
+    code, text = _stop_during_training(signal.SIGTERM, args, ckpt, tmp_path / "first.log", cli_cmd, cli_env)
+    assert code == 143, text[-3000:]  # 128 + SIGTERM: a scheduler sees the job was stopped
+    epoch, step = _stopped_message("SIGTERM", text, ckpt)
     assert _global_step(ckpt)[0] == step and 2 <= step < 12
     assert not (out / "summary.json").exists()
 
