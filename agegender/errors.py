@@ -14,11 +14,12 @@ EXIT_USER_ERROR = 2  # a bad option, input or configuration: nothing was done
 EXIT_OUTPUT_NOT_WRITTEN = 3  # the work finished but an output could not be written where asked
 EXIT_INTERNAL_ERROR = 70  # a bug (sysexits EX_SOFTWARE): the traceback is printed
 EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_TERMINATED = 143  # SIGTERM (128 + 15): e.g. a scheduler stopping a training run
 
 EXIT_CODES_HELP = (
     "exit codes: 0 ok; 2 user error (bad option, input or configuration; nothing was done); "
     "3 an output could not be written (the results were kept elsewhere, the message says where); "
-    "70 internal error (a bug: the traceback is printed); 130 interrupted"
+    "70 internal error (a bug: the traceback is printed); 130 interrupted (Ctrl-C); 143 stopped by SIGTERM"
 )
 PREDICT_EXIT_CODES_HELP = EXIT_CODES_HELP.replace("0 ok;", "0 ok; 1 some inputs had no estimate (see their status);")
 

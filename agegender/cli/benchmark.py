@@ -1,4 +1,5 @@
-"""``agegender benchmark speed``: figures written to benchmarks/results, never asserted in tests."""
+"""``agegender benchmark speed|candidate``: figures written under runs/benchmarks/ (or ``--output``), never
+asserted in tests. The committed tables in benchmarks/results/ change only when ``--output`` names them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from pathlib import Path
 
 from agegender.cli.argtypes import positive_int
 from agegender.errors import EXIT_CODES_HELP
+
+#: Where benchmark figures go unless --output says otherwise: beside training runs, not over committed results.
+DEFAULT_DIR = "runs/benchmarks"
 
 
 def add_parser(sub) -> None:
@@ -21,7 +25,9 @@ def add_parser(sub) -> None:
     s.add_argument("--repeats", type=positive_int, default=7)
     s.add_argument("--threads", type=positive_int, help="threads (default: all cores)")
     s.add_argument("--photos", nargs="*", help="photos for the end-to-end figure (default: the shipped astronaut.jpg)")
-    s.add_argument("--output", default="benchmarks/results/speed.json", help="JSON output; .md written beside")
+    s.add_argument(
+        "--output", default=f"{DEFAULT_DIR}/speed.json", help="JSON output; .md written beside (default: %(default)s)"
+    )
     s.set_defaults(func=cmd_speed)
     c = bsub.add_parser(
         "candidate",
@@ -32,7 +38,11 @@ def add_parser(sub) -> None:
     c.add_argument("--data", required=True, help="the labelled data the run was trained on")
     c.add_argument("--name", help="row name (default: the run folder's name)")
     c.add_argument("--no-test", action="store_true", help="validation only (keep the test split untouched)")
-    c.add_argument("--output", default="benchmarks/results/candidates.json")
+    c.add_argument(
+        "--output",
+        default=f"{DEFAULT_DIR}/candidates.json",
+        help="table to add the row to; .md written beside (default: %(default)s)",
+    )
     c.set_defaults(func=cmd_candidate)
 
 

@@ -69,7 +69,11 @@ def add_parser(sub) -> None:
     e = sub.add_parser("export", help="export a model folder to ONNX (and TorchScript)", epilog=EXIT_CODES_HELP)
     e.add_argument("model", nargs="?", help="model folder (default: the shipped model)")
     e.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
-    e.add_argument("--output", help="output file (default: inside the model folder)")
+    e.add_argument(
+        "--output",
+        help="output file (default: inside the model folder named; for the shipped model runs/export/, so the "
+        "installed model.onnx is only replaced when --output names it)",
+    )
     e.add_argument("--check", action="store_true", help="compare the export with PyTorch on random inputs")
     e.set_defaults(func=cmd_export)
 
@@ -229,13 +233,16 @@ def draw_results(results: list, folder: Path, progress: bool = True) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from agegender.inference.engine import load_net
     from agegender.models.folder import DEFAULT_MODEL_DIR
+    from agegender.utils.io import ensure_writable
 
     folder = Path(args.model) if args.model else DEFAULT_MODEL_DIR
     net, _ = load_net(folder)
+    # The shipped folder is written only when asked by name: a default export lands under runs/.
+    out_dir = Path("runs/export") if folder.resolve() == DEFAULT_MODEL_DIR.resolve() else folder
     if args.format == "onnx":
         from agegender.models.export import ONNX_FILE, export_onnx
 
-        out = export_onnx(net, args.output or folder / ONNX_FILE)
+        out = export_onnx(net, args.output or ensure_writable(out_dir / ONNX_FILE))
         if Path(out).resolve() == (folder / ONNX_FILE).resolve():
             from agegender.models.folder import record_fingerprints
 
@@ -245,7 +252,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         from agegender.models.model import InferenceNet
 
-        out = Path(args.output or folder / "model.torchscript.pt")
+        out = Path(args.output or ensure_writable(out_dir / "model.torchscript.pt"))
+        out.parent.mkdir(parents=True, exist_ok=True)
         x = torch.zeros(1, 3, net.input_size, net.input_size)
         torch.jit.trace(InferenceNet(net).eval(), x).save(str(out))
     print(f"wrote {out}")

@@ -98,6 +98,15 @@ def _validate_files(
     return out
 
 
+def check_selected_images(
+    records: Sequence[FaceRecord], source: str, progress: bool = False
+) -> tuple[list[FaceRecord], ReadReport]:
+    """Decode-check ``records`` read with ``check_images=False``: a quick run (``data.limit``) hashes every file
+    (the split depends on all of them) but decodes only the images it will use."""
+    report = ReadReport(source, "selected images", rows=len(records))
+    return _validate_files(list(records), report, True, progress), report
+
+
 def group_duplicates(records: Sequence[FaceRecord]) -> list[list[FaceRecord]]:
     """Groups (size > 1) of records whose files are byte-identical."""
     groups: dict[str, list[FaceRecord]] = defaultdict(list)

@@ -6,6 +6,12 @@ every backbone alike by :func:`agegender.models.registry.create_backbone`.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
 import torch
 from torch import nn
 
@@ -105,19 +111,57 @@ def mobilenet_v2(pretrained: bool = False) -> Backbone:
     return Backbone(net, n, default_size=128)
 
 
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _hub_unreachable() -> str | None:
+    """Why the Hugging Face Hub cannot be asked (offline mode, no connection), or None if it can.
+
+    Without this, a machine without network spent ~50 s in the hub client's five retries before the error.
+    """
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        return "HF_HUB_OFFLINE is set"
+    if any(os.environ.get(v) for v in _PROXY_VARIABLES):
+        return None  # the proxy is the way out: a direct probe would say nothing
+    url = urlsplit(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as e:
+        return f"cannot reach {host}:{port} ({e.strerror or type(e).__name__})"
+    return None
+
+
+@contextlib.contextmanager
+def _hub_cache_only() -> Iterator[None]:
+    """The hub client in offline mode: files come from its cache or fail at once, never after retries."""
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved
+
+
 def _timm(name: str, pretrained: bool) -> nn.Module:
     import timm
 
-    if pretrained:
-        try:
+    if not pretrained:
+        return timm.create_model(name, pretrained=False, num_classes=0)
+    unreachable = _hub_unreachable()
+    try:
+        with _hub_cache_only() if unreachable else contextlib.nullcontext():
             return timm.create_model(name, pretrained=True, num_classes=0)
-        except Exception as e:
-            raise WeightsError(
-                f"could not load pretrained {name} weights through timm/Hugging Face Hub "
-                f"({type(e).__name__}). Give a local file with model.pretrained_path=FILE or use "
-                f"model.pretrained=false."
-            ) from None
-    return timm.create_model(name, pretrained=False, num_classes=0)
+    except Exception as e:
+        why = f"not in the Hugging Face cache and {unreachable}" if unreachable else type(e).__name__
+        raise WeightsError(
+            f"could not load pretrained {name} weights through timm/Hugging Face Hub ({why}). Give a local file "
+            f"with model.pretrained_path=FILE or use model.pretrained=false."
+        ) from None
 
 
 def _efficientnet(name: str, pretrained: bool) -> Backbone:

@@ -31,8 +31,11 @@ def face_color(face: FaceResult) -> tuple[int, int, int]:
 
 
 def face_label(index: int, face: FaceResult) -> str:
-    """``"1: F, 34 (29–39)"``, ``"2: M, 40 (31–49)?"`` for a low-quality face, ``"3: skipped"`` without one."""
-    return f"{index}: {face.label}"
+    """``"1: F, 34 (29-39)"``, ``"2: M, 40 (31-49)?"`` for a low-quality face, ``"3: skipped"`` without one.
+
+    A plain hyphen in the interval: Pillow's bundled font has no en dash and drew a box in its place.
+    """
+    return f"{index}: {face.label}".replace("\u2013", "-")
 
 
 Color = tuple[int, int, int]

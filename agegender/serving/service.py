@@ -17,6 +17,7 @@ from agegender import __version__
 from agegender.data.images import ImageError, decode_image
 from agegender.face_filter import QualityFilter
 from agegender.inference.predictor import FaceResult, Predictor
+from agegender.models.folder import DEFAULT_MODEL_DIR
 from agegender.serving.drawing import summary_message
 from agegender.serving.limits import InferencePool, NotAnImage, ServeLimits, check_pixels, check_upload_size
 
@@ -114,6 +115,7 @@ class Service:
         self.limits = limits or ServeLimits()
         self.pool = InferencePool(self.limits)
         self.info = model_info(predictor, model_path)
+        self.model_dir = Path(model_path) if model_path is not None else DEFAULT_MODEL_DIR  # its card, for the page
         self.started = time.time()
 
     @classmethod

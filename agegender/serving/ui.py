@@ -17,6 +17,7 @@ import pandas as pd
 from PIL import Image
 
 from agegender.face_filter import FILTER_HELP, QualityFilter
+from agegender.serving.about import model_facts
 from agegender.serving.drawing import TABLE_HEADERS, annotate, table_rows
 from agegender.serving.examples import example_paths
 from agegender.serving.limits import NotAnImage, ServingError, check_upload_size
@@ -25,6 +26,13 @@ from agegender.serving.service import Service, model_description
 TITLE = "Age & gender estimation"
 CSS = """
 #status p { font-size: 1.05rem; margin: 0; }
+/* Headers wrap between words only ("80% / interval"), never inside one ("P(gen / der)"). */
+#faces-table th, #faces-table th * { word-break: normal !important; overflow-wrap: normal !important; hyphens: none; }
+/* A phone (390 px): proportional type, smaller, with less padding, so all seven columns, status included, fit. */
+@media (max-width: 480px) {
+  #faces-table { --font-mono: var(--font); --input-text-size: 11px; --size-2: 2px; --size-3: 2px; }
+  #faces-table .header-content { gap: 0 !important; }
+}
 """
 
 
@@ -158,6 +166,10 @@ def build_demo(service: Service) -> gr.Blocks:
                 with gr.Accordion("JSON", open=False):
                     raw = gr.JSON(label="Faces as in the HTTP API response", elem_id="raw-json")
         with gr.Accordion("About the model and the limits", open=True):
+            gr.Markdown(
+                model_facts(getattr(service, "model_dir", None)),
+                elem_id="model-facts",
+            )
             gr.Markdown(
                 model_description(service.info) + "\n\n**Limits:** " + limits.describe() + " "
                 f"At most {limits.concurrency} photos are processed at once; others wait in a queue. "

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from agegender.data.dataset import FaceDataset
-from agegender.data.readers import read_dataset
+from agegender.data.readers import check_selected_images, read_dataset
 from agegender.data.records import DataError, FaceRecord
 from agegender.data.splits import age_band, sample_records, split_sources
 from agegender.data.transforms import build_eval_transform, build_train_transform, seed_transform
@@ -61,7 +61,12 @@ class AgeGenderDataModule(L.LightningDataModule):
         by_source: dict[str, list[FaceRecord]] = {}
         for src in self.sources:
             reading = read_dataset(
-                src.path, src.format, strict=self.cfg.strict, duplicates=self.cfg.duplicates, progress=self.progress
+                src.path,
+                src.format,
+                strict=self.cfg.strict,
+                check_images=not self.cfg.limit,  # with a limit only the sample is decoded, in setup()
+                duplicates=self.cfg.duplicates,
+                progress=self.progress,
             )
             if self.progress and (self.trainer is None or self.trainer.is_global_zero):
                 log.info(reading.report.summary())
@@ -84,7 +89,7 @@ class AgeGenderDataModule(L.LightningDataModule):
             recs: list[FaceRecord] = []
             idx: list[int] = []
             for i, name in enumerate(self.source_names):
-                chosen = sample_records(parts[name][split], limit) if limit else parts[name][split]
+                chosen = self._checked_sample(parts[name][split], limit, name) if limit else parts[name][split]
                 recs += chosen
                 idx += [i] * len(chosen)
             self.splits[split], self.source_index[split] = recs, np.asarray(idx, dtype=np.int64)
@@ -106,6 +111,13 @@ class AgeGenderDataModule(L.LightningDataModule):
                     self.datasets[name].extra_targets = (self.source_index[name],)
         if self.distill is not None and self.distill.teachers:
             self._attach_teacher_targets(self.datasets["train"])
+
+    def _checked_sample(self, records: list[FaceRecord], limit: int, source: str) -> list[FaceRecord]:
+        """``data.limit`` records of one source's split, of which only those that decode are kept."""
+        chosen, report = check_selected_images(sample_records(records, limit), source, self.progress)
+        if report.n_problems:
+            log.warning(report.summary())
+        return chosen
 
     def sample_weights(self) -> np.ndarray | None:
         """Per training record: its source's share of each epoch spread over that source's records (None: none).

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
+import re
 from argparse import Namespace
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +16,23 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities import rank_zero_only
 
 from agegender.errors import ConfigError
+
+log = logging.getLogger(__name__)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@contextlib.contextmanager
+def _trackio_prints() -> Iterator[None]:
+    """trackio prints set-up lines, one in colour, and a ``trackio show`` hint that lacks the TRACKIO_DIR it needs:
+    keep them, plain, in the debug log; the run ends with a hint that works (see ``train.fit``)."""
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            yield
+    finally:
+        for line in _ANSI.sub("", out.getvalue()).splitlines():
+            if line.strip():
+                log.debug("trackio: %s", line)
 
 
 class TrackioLogger(Logger):
@@ -43,14 +65,15 @@ class TrackioLogger(Logger):
     def log_hyperparams(self, params: dict[str, Any] | Namespace) -> None:
         if self._run is None:
             cfg = vars(params) if isinstance(params, Namespace) else dict(params)
-            self._run = self._trackio().init(
-                project=self._project,
-                name=self._name,
-                config=_flatten(cfg),
-                embed=False,
-                auto_log_cpu=False,
-                auto_log_gpu=False,
-            )
+            with _trackio_prints():
+                self._run = self._trackio().init(
+                    project=self._project,
+                    name=self._name,
+                    config=_flatten(cfg),
+                    embed=False,
+                    auto_log_cpu=False,
+                    auto_log_gpu=False,
+                )
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
@@ -61,7 +84,8 @@ class TrackioLogger(Logger):
     @rank_zero_only
     def finalize(self, status: str) -> None:
         if self._run is not None:
-            self._trackio().finish()
+            with _trackio_prints():
+                self._trackio().finish()
             self._run = None
 
 

@@ -93,6 +93,11 @@ class AgeGenderModule(L.LightningModule):
             self.train_acc.update(p_female, gender)
         bs = x.shape[0]
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=bs, sync_dist=True)
+        # Logged as metric objects, not computed in on_train_epoch_end: Lightning then syncs every epoch figure
+        # in one order on all ranks. A collective of our own there ran while rank 0's progress bar was
+        # already syncing the logged figures, and DDP hung after the first epoch.
+        self.log("train/mae", self.train_mae, on_step=False, on_epoch=True, batch_size=bs)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=bs)
         self.log_dict(
             {f"train/{k}": v for k, v in parts.items()}, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True
         )
@@ -129,10 +134,8 @@ class AgeGenderModule(L.LightningModule):
         self._last_val = metrics
 
     def on_train_epoch_end(self) -> None:
-        mae, acc = float(self.train_mae.compute()), float(self.train_acc.compute())
-        self.train_mae.reset()
-        self.train_acc.reset()
-        self.log_dict({"train/mae": mae, "train/acc": acc})
+        done = self.trainer.callback_metrics  # this epoch's figures, synced across ranks (and reset) by Lightning
+        mae, acc = float(done.get("train/mae", math.nan)), float(done.get("train/acc", math.nan))
         v = getattr(self, "_last_val", None)
         val = ""
         if v:

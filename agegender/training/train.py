@@ -6,12 +6,13 @@ import json
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
 from agegender.data.readers import require_labels
@@ -20,8 +21,10 @@ from agegender.models.folder import load_init_weights, save_model_folder
 from agegender.training.config import Recipe, RecipeError
 from agegender.training.curves import CurvesPlot
 from agegender.training.datamodule import AgeGenderDataModule
+from agegender.training.interrupt import SaveOnInterrupt
 from agegender.training.loggers import build_loggers
 from agegender.training.module import AgeGenderModule
+from agegender.training.progress import ProgressBar
 from agegender.utils.io import ensure_writable
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,8 @@ class _BannerFilter(logging.Filter):
 
 def _quiet_lightning_banners() -> None:
     """Drop Lightning's banners from the run's output; its useful lines (restored checkpoint, DDP set-up) stay."""
+    # Validation figures come from torchmetrics, already synced across DDP ranks: Lightning's advice does not apply.
+    warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('val/")
     logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _BannerFilter) for f in logger.filters):
         logger.addFilter(_BannerFilter())
@@ -142,11 +147,12 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
         enable_version_counter=False,
     )
     loggers = build_loggers(tc.loggers, out_dir, recipe.name)
-    callbacks = [best_cb, last_cb, epoch_last_cb, CurvesPlot(out_dir / "curves.png")]
+    on_interrupt = SaveOnInterrupt(ckpt_dir / "last.ckpt")
+    callbacks = [best_cb, last_cb, epoch_last_cb, CurvesPlot(out_dir / "curves.png"), on_interrupt]
     if loggers:  # LearningRateMonitor refuses to run without a logger (train.loggers=[])
         callbacks.append(LearningRateMonitor("epoch"))
     if tc.progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=10))
+        callbacks.append(ProgressBar(refresh_rate=10))
     if tc.early_stopping:
         callbacks.append(EarlyStopping("val/score", mode="max", patience=tc.early_stopping))
     _quiet_lightning_banners()
@@ -170,7 +176,14 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
         deterministic=False,
     )
     start = time.time()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    except (SystemExit, KeyboardInterrupt):  # Lightning ends a run stopped by SIGTERM or Ctrl-C with SystemExit
+        if on_interrupt.signal is None:
+            raise
+        if not trainer.is_global_zero:  # rank 0 reports for all
+            raise SystemExit(on_interrupt.stopped().exit_code) from None
+        raise on_interrupt.stopped() from None
     elapsed = time.time() - start
     summary = {
         "recipe": recipe.name,

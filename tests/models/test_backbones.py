@@ -183,12 +183,43 @@ def test_torchvision_weights_offline_fail_fast(tmp_path: Path, monkeypatch: pyte
     assert "resnet18" in msg and str(tmp_path / "torch") in msg and "TORCH_HOME" in msg
 
 
-def test_timm_weights_offline_fail_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network):
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    start = time.monotonic()
-    with pytest.raises(WeightsError, match="efficientnet_b0.*pretrained_path"):
+@pytest.fixture
+def hub_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
+    """An empty hub cache; every connection attempt and every retry back-off is recorded, none is made."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _http
+
+    calls: dict[str, list] = {"connect": [], "sleep": []}
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(_http.time, "sleep", lambda s: calls["sleep"].append(s))
+
+    def refuse(address, timeout=None, *args):
+        calls["connect"].append(address)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return calls
+
+
+@pytest.mark.parametrize("offline_mode", [True, False])
+def test_timm_weights_offline_fail_fast(offline_mode: bool, hub_calls: dict, monkeypatch: pytest.MonkeyPatch):
+    # The efficientnet_b4_dldl recipe used to spend ~50 s in the hub client's retries before this error.
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline_mode)
+    with pytest.raises(WeightsError) as e:
         create_backbone("efficientnet_b0", pretrained=True)
-    assert time.monotonic() - start < 60
+    msg = str(e.value)
+    assert "efficientnet_b0" in msg and "model.pretrained_path=FILE" in msg and "not in the Hugging Face cache" in msg
+    if offline_mode:
+        assert "HF_HUB_OFFLINE is set" in msg and hub_calls["connect"] == []
+    else:
+        assert "cannot reach huggingface.co:443 (Connection refused)" in msg
+        assert hub_calls["connect"] == [("huggingface.co", 443)]  # one probe, then the cache only
+    assert hub_calls["sleep"] == []  # no retry
+    assert constants.HF_HUB_OFFLINE is offline_mode  # the offline switch is put back
 
 
 def test_lite0_loads_shared_weights(shared_dir: Path, monkeypatch: pytest.MonkeyPatch):

@@ -159,3 +159,19 @@ def test_mobilefacenet_exports_without_prelu_nodes_and_matches_torch(tmp_path: P
     assert "PRelu" not in ops and "Relu" in ops
     report = compare_backends(net, folder / "model.onnx", n=4)
     assert report["ok"], report
+
+
+def test_cli_export_leaves_the_shipped_folder_alone_unless_output_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A default export used to overwrite the installed model.onnx; now it lands under runs/export/.
+    shipped = save_model_folder(_net(), tmp_path / "shipped")
+    monkeypatch.setattr("agegender.models.folder.DEFAULT_MODEL_DIR", shipped)
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in shipped.iterdir())
+    assert main(["export"]) == 0
+    assert (tmp_path / "runs" / "export" / "model.onnx").is_file()
+    assert "wrote runs/export/model.onnx" in capsys.readouterr().out
+    assert sorted(p.name for p in shipped.iterdir()) == before and not (shipped / "model.onnx").exists()
+    assert main(["export", "--output", str(shipped / "model.onnx")]) == 0  # named: written where asked
+    assert (shipped / "model.onnx").is_file()

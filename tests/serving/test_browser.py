@@ -123,3 +123,43 @@ def test_limits_are_explained_on_the_page(browser, strict_server, astronaut_file
         page.get_by_text("the limit is 0.2 megapixels").first.wait_for(state="visible")
     finally:
         context.close()
+
+
+#: For each header cell: how many lines its text takes, how many words it has, and where it ends on screen.
+_HEADER_LAYOUT = """() => [...document.querySelectorAll('#faces-table thead th')]
+  .filter(th => th.innerText.trim()).map(th => {
+    const tops = new Set();
+    const walk = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+    for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+        if (!node.textContent.trim()) continue;
+        const range = document.createRange();
+        range.selectNodeContents(node);
+        for (const r of range.getClientRects()) if (r.width > 0) tops.add(Math.round(r.top));
+    }
+    const box = th.getBoundingClientRect();
+    return {text: th.innerText.trim(), lines: tops.size, words: th.innerText.trim().split(/\\s+/).length,
+            left: box.left, right: box.right};
+})"""
+
+
+def test_phone_width_shows_whole_headers_and_every_column(browser, live_server, astronaut_file: Path, tmp_path) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(live_server.url + "/", wait_until="domcontentloaded")
+        page.wait_for_selector("#photo input[type=file]", state="attached")
+        _upload(page, astronaut_file)
+        _wait_status(page, "1 face found")
+        headers = page.evaluate(_HEADER_LAYOUT)
+        page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+        assert [h["text"] for h in headers] == ["#", "age", "80% interval", "gender", "P(gender)", "quality", "status"]
+        for h in headers:  # a header wraps between its words at most, never inside one
+            assert h["lines"] <= h["words"], h
+        status = headers[-1]
+        table = page.locator("#faces-table").bounding_box()
+        assert status["right"] <= min(390, table["x"] + table["width"]) + 1, (status, table)  # not cut off
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+        assert "Measured accuracy" in page.locator("#model-facts").inner_text()
+    finally:
+        context.close()

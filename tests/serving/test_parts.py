@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 from agegender.inference.predictor import FaceResult
-from agegender.serving.drawing import COLORS, TABLE_HEADERS, annotate, summary_message, table_rows
+from agegender.serving.drawing import COLORS, TABLE_HEADERS, _font, annotate, face_label, summary_message, table_rows
 from agegender.serving.limits import NotAnImage, ServeLimits, TooLarge, check_pixels, check_upload_size
 
 REPO = Path(__file__).resolve().parents[2]
@@ -185,3 +186,18 @@ def test_labels_avoid_neighbouring_faces_and_boxes_are_clipped() -> None:
     assert _overlap(tag, neighbour) == 0.0
     alone = _place_label(face, (30.0, 10.0), (100, 100), [])
     assert alone == (40.0, 30.0, 70.0, 40.0)  # default: above the box, left-aligned
+
+
+def test_picture_labels_use_only_characters_the_font_has() -> None:
+    # The interval's en dash was drawn as a missing-glyph box ("13▯87") by Pillow's bundled font.
+    def glyph(c: str) -> bytes:
+        image = Image.new("L", (40, 40))
+        ImageDraw.Draw(image).text((5, 5), c, font=_font(20), fill=255)
+        return image.tobytes()
+
+    missing = glyph("\U0010fffd")
+    for i, face in enumerate((OK, SMALL, SKIPPED), start=1):
+        label = face_label(i, face)
+        boxes = [c for c in set(label) if c != " " and glyph(c) == missing]
+        assert not boxes, (label, boxes)
+    assert face_label(1, OK) == "1: F, 34 (29-39)"

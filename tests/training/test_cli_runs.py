@@ -24,6 +24,7 @@ def _global_step(ckpt: Path) -> tuple[int, int] | None:
 
 
 def _epochs_printed(text: str) -> list[int]:
+    text = text.replace("\r", "\n")  # a progress bar redraws its line with carriage returns
     return [int(m) for m in re.findall(r"^Epoch (\d+)/\d+ \| train acc", text, flags=re.M)]
 
 
@@ -78,8 +79,14 @@ def test_kill_9_then_resume_continues_from_the_saved_step(
 
 @pytest.mark.slow
 def test_ddp_two_processes_on_cpu(utk_dir: Path, tmp_path: Path, overrides, cli):
+    """The README's command with its default settings: progress bars and loggers on. Rank 0's progress bar used to
+    sync the epoch's figures while rank 1 synced others, and both waited for ever after the first validation."""
     out = tmp_path / "ddp"
-    tiny = [o for o in overrides(utk_dir, out) if not o.startswith(("data.path=", "train.output_dir="))]
+    tiny = [
+        o
+        for o in overrides(utk_dir, out, epochs=2)
+        if not o.startswith(("data.path=", "train.output_dir=", "train.progress=", "train.loggers="))
+    ]
     r = cli(
         [
             "train",
@@ -95,13 +102,86 @@ def test_ddp_two_processes_on_cpu(utk_dir: Path, tmp_path: Path, overrides, cli)
             *tiny,
         ],
         timeout=300,
+        TRACKIO_DIR=str(tmp_path / "trackio"),
     )
     text = r.stdout + r.stderr
     assert r.returncode == 0, text[-4000:]
     assert "GLOBAL_RANK: 1" in text and "distributed_backend=gloo" in text
+    assert "\x1b[" not in text  # not a terminal: no cursor moves, no colours
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["global_step"] == 2  # 32 images over 2 processes, batches of 8
+    assert summary["global_step"] == 4  # 32 images over 2 processes, batches of 8, two epochs
     assert summary["recipe"] == "scratch_cnn" and summary["model_folder"] == str(out / "model")
     assert (out / "model" / "model.safetensors").is_file() and (out / "model" / "config.json").is_file()
     assert (out / "checkpoints" / "last.ckpt").is_file()
-    assert len(_epochs_printed(r.stdout)) == 1  # printed by rank 0 only
+    assert _epochs_printed(r.stdout) == [1, 2]  # printed by rank 0 only
+
+
+def _default_sigint() -> None:
+    """A shell that started the tests in the background may ignore SIGINT, and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _stop_during_training(signum: int, args: list[str], ckpt: Path, log_path: Path, cli_cmd, cli_env):
+    """Run ``agegender *args``, send ``signum`` once it has taken two steps; (exit code, output)."""
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        cli_cmd(*args), stdout=log, stderr=subprocess.STDOUT, env=cli_env(), preexec_fn=_default_sigint
+    )
+    try:
+        deadline = time.monotonic() + 600
+        saved = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            saved = _global_step(ckpt) if ckpt.is_file() else None
+            if saved and saved[0] >= 2:  # training is under way
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before the signal:\n" + log_path.read_text()[-3000:]
+        assert saved, "no training step within 10 minutes:\n" + log_path.read_text()[-3000:]
+        proc.send_signal(signum)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    return proc.returncode, log_path.read_text()
+
+
+def _stopped_message(name: str, text: str, ckpt: Path) -> tuple[int, int]:
+    """(epoch, step) from the one-line message that ends a run stopped by ``name``."""
+    stopped = rf"^error: training stopped by {name} at epoch (\d+), step (\d+); checkpoint saved to (.+)\. "
+    m = re.search(stopped, text, re.M)
+    assert m, text[-3000:]
+    assert m[3] == str(ckpt) and "run the same command with --resume" in text and "Traceback" not in text
+    return int(m[1]), int(m[2])
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_says_so(utk_dir: Path, tmp_path: Path, overrides, cli_cmd, cli_env):
+    out = tmp_path / "run"
+    args = ["train", "scratch_cnn", *overrides(utk_dir, out, epochs=3), "train.checkpoint_every_n_steps=1"]
+    ckpt = out / "checkpoints" / "last.ckpt"
+    code, text = _stop_during_training(signal.SIGINT, args, ckpt, tmp_path / "run.log", cli_cmd, cli_env)
+    assert code == 130, text[-3000:]
+    _, step = _stopped_message("Ctrl-C", text, ckpt)
+    assert _global_step(ckpt)[0] == step and not (out / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_resume_continues_from_it(
+    utk_dir: Path, tmp_path: Path, overrides, cli_cmd, cli_env, cli
+):
+    out = tmp_path / "run"
+    args = ["train", "scratch_cnn", *overrides(utk_dir, out, epochs=3), "train.checkpoint_every_n_steps=1"]
+    ckpt = out / "checkpoints" / "last.ckpt"
+    code, text = _stop_during_training(signal.SIGTERM, args, ckpt, tmp_path / "first.log", cli_cmd, cli_env)
+    assert code == 143, text[-3000:]  # 128 + SIGTERM: a scheduler sees the job was stopped
+    epoch, step = _stopped_message("SIGTERM", text, ckpt)
+    assert _global_step(ckpt)[0] == step and 2 <= step < 12
+    assert not (out / "summary.json").exists()
+
+    r = cli([*args, "--resume"], timeout=600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert f"Restored all states from the checkpoint at {ckpt}" in r.stdout + r.stderr
+    assert json.loads((out / "summary.json").read_text())["global_step"] == 12  # 3 epochs of 4 steps in all
+    printed = _epochs_printed(r.stdout)
+    assert printed and printed[0] in (epoch, epoch + 1) and printed[-1] == 3, r.stdout[-3000:]

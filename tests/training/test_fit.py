@@ -155,11 +155,13 @@ def _trackio_fit(utk_dir: Path, out: Path, overrides) -> None:
     )
 
 
-def test_trackio_logger_writes_locally(utk_dir: Path, tmp_path: Path, overrides, cli, monkeypatch):
+def test_trackio_logger_writes_locally(utk_dir: Path, tmp_path: Path, overrides, cli, monkeypatch, capsys):
     store = tmp_path / "trackio"
     if "trackio" not in sys.modules:  # TRACKIO_DIR is read when trackio is imported
         monkeypatch.setenv("TRACKIO_DIR", str(store))
         _trackio_fit(utk_dir, tmp_path / "run", overrides)
+        printed = capsys.readouterr()
+        text = printed.out + printed.err
     else:
         r = cli(
             [
@@ -172,6 +174,10 @@ def test_trackio_logger_writes_locally(utk_dir: Path, tmp_path: Path, overrides,
             TRACKIO_DIR=str(store),
         )
         assert r.returncode == 0, r.stderr[-3000:]
+        text = r.stdout + r.stderr
+        assert f"dashboard: TRACKIO_DIR={store} trackio show --project agegender" in text
+    # trackio's own set-up lines (a coloured hint without the TRACKIO_DIR it needs) go to the debug log only
+    assert "\x1b[" not in text and 'trackio show --project "agegender"' not in text
     files = [p for p in store.rglob("*") if p.is_file() and p.stat().st_size > 0]
     assert files, f"nothing written under {store}"
     assert (tmp_path / "run" / "model" / "config.json").is_file()
