@@ -40,8 +40,13 @@ def accuracy_line(metrics: dict[str, Any]) -> str | None:
     mae, acc = overall.get("mae"), overall.get("gender_acc")
     if not isinstance(mae, int | float) or not isinstance(acc, int | float):
         return None
-    data = Path(str(metrics.get("data") or "")).name or "its data"
-    where = f"{overall.get('n', '?')} faces of the {metrics.get('split', 'test')} split of {data}"
+    given = metrics.get("data") or []
+    names = [Path(str(d)).name for d in (given if isinstance(given, list) else [given]) if d]
+    split = metrics.get("split", "test")
+    if len(names) > 1:  # several datasets (``package --data A --data B``): one split of each
+        where = f"{overall.get('n', '?')} faces of the {split} splits of {', '.join(names[:-1])} and {names[-1]}"
+    else:
+        where = f"{overall.get('n', '?')} faces of the {split} split of {names[0] if names else 'its data'}"
     return (
         f"**Measured accuracy** ({where}, never used in training): ages are off by {mae:.1f} years on average "
         f"(RMSE {overall.get('rmse', float('nan')):.1f}); gender is right for {acc:.1%} of faces. "

@@ -15,7 +15,7 @@ def test_shipped_model_facts_quote_its_metrics_and_card():
     metrics = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())["overall"]
     assert f"ages are off by {metrics['mae']:.1f} years on average" in text
     assert f"gender is right for {metrics['gender_acc']:.1%} of faces" in text
-    assert f"{metrics['n']} faces of the test split of utkface" in text
+    assert f"{metrics['n']} faces of the test split" in text and "utkface" in text
     (licence,) = [part for part in text.split("\n\n") if part.startswith("**Licence:** ")]
     assert "non-commercial" in licence  # the card's bold restriction, whatever its wording
     assert "**Intended use:** Research, demos and prototypes" in text and "Not for decisions about individuals" in text
@@ -32,3 +32,11 @@ def test_a_folder_without_card_or_metrics_says_so(tmp_path: Path):
 def test_card_sections_split_on_second_level_headings():
     card = "# Card\nintro\n## A\none\ntwo\n## B\n\nthree\n"
     assert card_sections(card) == {"A": "one\ntwo", "B": "three"}
+
+
+def test_accuracy_line_names_every_dataset_of_a_multi_dataset_evaluation():
+    from agegender.serving.about import accuracy_line
+
+    metrics = {"data": ["../shared/data/utkface", "data/aligned/appa_real_train"], "split": "test"}
+    line = accuracy_line({**metrics, "overall": {"n": 2484, "mae": 4.5, "rmse": 6.7, "gender_acc": 0.94}})
+    assert "2484 faces of the test splits of utkface and appa_real_train" in line and "[" not in line
