@@ -80,6 +80,8 @@ def make_soup(
     training["soup"] = {"members": [str(m) for m in members], "weights": [w / total for w in weights]}
     save_model_folder(base, output / "model", {"training": training})
     shutil.copyfile(split_file, output / "split.json")
-    (output / "soup.json").write_text(json.dumps(training["soup"], indent=2) + "\n")
+    # a run's summary: `benchmark candidate` takes the folder like any run (no training time of its own)
+    summary = {"soup": training["soup"], "epochs_completed": None, "train_seconds": None, "model_folder": str(output)}
+    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     log.info("averaged %d models into %s", len(members), output / "model")
     return output

@@ -62,4 +62,4 @@ def test_cli_soup_checks_its_arguments(tmp_path, split_file, capsys):
     assert "2 models but 1 --weights" in capsys.readouterr().err
     out = tmp_path / "soup"
     assert main(["soup", str(a), str(b), "--split-file", str(split_file), "--output", str(out)]) == 0
-    assert (out / "model" / "model.safetensors").is_file()
+    assert (out / "model" / "model.safetensors").is_file() and (out / "summary.json").is_file()
