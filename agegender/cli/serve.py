@@ -61,6 +61,11 @@ def add_parser(subparsers) -> None:
         default=_DEFAULTS.queue_size,
         help="requests allowed to wait; more are refused with 503 (default %(default)d)",
     )
+    p.add_argument(
+        "--no-demo",
+        action="store_true",
+        help="serve the JSON API only: no web page, no Gradio import (faster start, less memory)",
+    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
 
@@ -78,7 +83,13 @@ def config_from_args(args: argparse.Namespace):
         read_timeout_s=args.read_timeout,
     )
     return ServeConfig(
-        model=args.model, detector=args.detector, backend=args.backend, threads=args.threads, limits=limits
+        model=args.model,
+        detector=args.detector,
+        backend=args.backend,
+        threads=args.threads,
+        limits=limits,
+        # the API answers while the page (Gradio: seconds to import) loads in the background
+        demo="off" if args.no_demo else "background",
     )
 
 

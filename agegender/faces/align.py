@@ -260,6 +260,7 @@ def extract_faces(
     min_face_size: float = MIN_FACE_SIZE,
     blur_threshold: float = BLUR_THRESHOLD,
     quality_filter: QualityFilter | None = None,
+    scale: float = 1.0,
 ) -> list[FaceCrop]:
     """Every detected face as a UTKFace-style chip, best detection first.
 
@@ -268,16 +269,24 @@ def extract_faces(
     that ``quality_filter`` drops are kept with status "skipped" and a message, never silently removed.
     Faces below the detector's own ``min_face_size`` (20 px by default) are not found at all. Pass a
     detector instance when calling repeatedly: a name builds a new detector each time.
+
+    ``scale``: photo pixels per pixel of ``image_rgb``, for a photo decoded at reduced size
+    (:class:`~agegender.data.images.ScaledImage`). Chips are cut from ``image_rgb``, but detections, the
+    "small" flag, ``min_face`` and messages are in photo pixels, and ``matrix`` maps photo pixels to the chip.
     """
     if isinstance(detector, str):
         detector = create_detector(detector)
     image = as_rgb_uint8(image_rgb)
     name = getattr(detector, "name", "")
+    to_image = np.diag([1.0 / scale, 1.0 / scale, 1.0])  # photo pixels -> image pixels (homogeneous)
     faces = []
-    for det in detector.detect(image):
-        matrix = _chip_matrix(det, size, name)
+    for found in detector.detect(image, scale) if scale != 1.0 else detector.detect(image):
+        matrix = _chip_matrix(found, size, name)
         crop = warp_to_chip(image, matrix, size)
         measures = face_quality(crop, blur_threshold)
+        det = found.scaled(scale) if scale != 1.0 else found
+        if scale != 1.0:
+            matrix = (matrix.astype(np.float64) @ to_image).astype(np.float32)
         flags = assess(det, measures, name, min_face_size)
         skip = quality_filter.skip_message(det, flags) if quality_filter is not None else None
         status = "skipped" if skip else "low_quality" if flags.reasons else "ok"

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from agegender.data.images import ImageError, load_image
+from agegender.data.images import ImageError, ScaledImage, load_image
 from agegender.face_filter import QualityFilter
 from agegender.inference.calibration import INTERVAL_LEVEL, central_z, interval_scale
 from agegender.inference.engine import load_engine, predict_crops
@@ -144,10 +144,10 @@ class Predictor:
             self._detector = create_detector(spec) if isinstance(spec, str) else spec
         return self._detector
 
-    def _faces(self, image: np.ndarray, quality_filter: QualityFilter) -> list:
+    def _faces(self, image: np.ndarray, quality_filter: QualityFilter, scale: float = 1.0) -> list:
         from agegender.faces import extract_faces
 
-        kw: dict[str, Any] = {"quality_filter": quality_filter}
+        kw: dict[str, Any] = {"quality_filter": quality_filter, "scale": scale}
         if self.min_face_size is not None:
             kw["min_face_size"] = self.min_face_size
         if self.blur_threshold is not None:
@@ -155,7 +155,8 @@ class Predictor:
         return extract_faces(image, self.detector, **kw)
 
     def predict(self, image: Any, detect: bool = True, quality_filter: QualityFilter | None = None) -> list[FaceResult]:
-        """Faces in one image (path, bytes, PIL image or RGB array); ``detect=False``: image is a face crop.
+        """Faces in one image (path, bytes, PIL image, RGB array or :class:`~agegender.data.images.ScaledImage`,
+        whose faces are reported in the photo's pixels); ``detect=False``: image is a face crop.
 
         ``quality_filter`` overrides the predictor's ``min_face`` / ``min_quality`` for this call. An unreadable
         image raises :class:`~agegender.data.images.ImageError` (``predict_batch`` reports it per input instead).
@@ -191,7 +192,8 @@ class Predictor:
         for image in images:
             notes.clear()
             try:
-                arr = load_image(image, notes)
+                scaled = image if isinstance(image, ScaledImage) else None
+                arr = scaled.pixels if scaled is not None else load_image(image, notes)
             except ImageError as e:
                 results.append([FaceResult(status="error", message=str(e))])
                 continue
@@ -201,7 +203,7 @@ class Predictor:
                 results.append([None])
                 continue
             slots: list[FaceResult | None] = []
-            for face in self._faces(arr, rule):
+            for face in self._faces(arr, rule, scaled.scale if scaled is not None else 1.0):
                 det = face.detection
                 where = {
                     "box": [round(float(v), 1) for v in det.box],

@@ -2,7 +2,9 @@
 
 One process serves both, so the demo and the API share a single loaded model, one set of limits and one
 bounded inference pool. Build it with :func:`create_app`; run it with :func:`serve` (used by
-``agegender serve`` and by the repository's ``app.py`` for Hugging Face Spaces).
+``agegender serve`` and by the repository's ``app.py`` for Hugging Face Spaces). ``agegender serve`` loads the
+Gradio page in the background (see ``demo_mount.py``) so the API is ready seconds sooner, or not at all
+(``--no-demo``).
 """
 
 from __future__ import annotations
@@ -17,15 +19,14 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import gradio as gr
 from fastapi import FastAPI
 
 from agegender import __version__
 from agegender.serving.api import build_router
-from agegender.serving.examples import PACKAGE_DIR, example_paths
+from agegender.serving.demo_mount import DEMO_MODES, BackgroundDemo, build_and_mount, status_page
 from agegender.serving.limits import MB, ServeLimits
+from agegender.serving.memory import limit_arena_growth
 from agegender.serving.service import Service
-from agegender.serving.ui import CSS, build_demo, theme
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,11 @@ class ServeConfig:
     backend: str = "auto"
     threads: int | None = None  # torch/onnx threads per model call
     limits: ServeLimits = field(default_factory=ServeLimits)
+    demo: str = "now"  # the Gradio page: "now" (before serving), "background" (API first) or "off" (API only)
+
+    def __post_init__(self) -> None:
+        if self.demo not in DEMO_MODES:
+            raise ValueError(f"demo must be one of {', '.join(DEMO_MODES)}, not {self.demo!r}")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServeConfig:
@@ -62,6 +68,7 @@ class ServeConfig:
         return cls(
             model=env.get("AGEGENDER_MODEL") or None,
             detector=env.get("AGEGENDER_DETECTOR", "auto"),
+            demo=env.get("AGEGENDER_DEMO") or "now",
             backend=env.get("AGEGENDER_BACKEND", "auto"),
             threads=int(threads) if threads else None,
             limits=limits,
@@ -76,11 +83,15 @@ def create_app(config: ServeConfig | None = None, service: Service | None = None
         service = Service.load(
             config.model, config.limits, detector=config.detector, backend=config.backend, threads=config.threads
         )
-    limits = service.limits
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loader = app.state.demo_loader
+        if loader is not None:
+            loader.start()
         yield
+        if loader is not None:
+            await loader.stop()
         if owns_service:
             service.close()
 
@@ -91,27 +102,16 @@ def create_app(config: ServeConfig | None = None, service: Service | None = None
         description="Age and gender estimation from face photos. The web demo is at `/`.",
     )
     app.state.service = service
+    app.state.demo = None
     # API routes first: the Gradio app mounted at "/" would otherwise catch these paths.
     app.include_router(build_router(service))
-
-    demo = build_demo(service)
-    demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
-    app.state.demo = demo
-    allowed = [str(p.parent) for p in example_paths()[:1]] or [str(PACKAGE_DIR)]
-    gr.mount_gradio_app(
-        app,
-        demo,
-        path="/",
-        max_file_size=limits.max_upload_bytes,
-        allowed_paths=allowed,
-        theme=theme(),
-        css=CSS,
-        footer_links=["api", "gradio"],
-        show_error=True,
-        ssr_mode=False,
-        mcp_server=False,
-        run_history=False,
-    )
+    app.state.demo_loader = BackgroundDemo(app, service) if config.demo == "background" else None
+    if config.demo == "now":
+        build_and_mount(app, service)
+        service.demo = "ready"
+    elif config.demo == "off":
+        service.demo = "off"
+        app.add_api_route("/", lambda: status_page("off"), include_in_schema=False)
     return app
 
 
@@ -121,6 +121,7 @@ def serve(
     """Load the model and serve until interrupted (blocking)."""
     import uvicorn
 
+    limit_arena_growth()  # the server owns its process: big request buffers go back to the system when freed
     app = create_app(config)
     log.info("agegender demo on http://%s:%d/  (API: POST http://%s:%d/api/v1/predict)", host, port, host, port)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

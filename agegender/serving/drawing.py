@@ -92,14 +92,21 @@ def _place_label(box: Rect, size: tuple[float, float], image: tuple[int, int], o
 
 
 def annotate(
-    image: np.ndarray | Image.Image, faces: Sequence[FaceResult], max_side: int = MAX_DISPLAY_SIDE
+    image: np.ndarray | Image.Image,
+    faces: Sequence[FaceResult],
+    max_side: int = MAX_DISPLAY_SIDE,
+    image_scale: float = 1.0,
 ) -> Image.Image:
-    """A copy of ``image`` (scaled to at most ``max_side``) with a numbered box and label per face."""
+    """A copy of ``image`` (scaled to at most ``max_side``) with a numbered box and label per face.
+
+    ``image_scale``: photo pixels per pixel of ``image`` (a reduced decode); face boxes are in photo pixels.
+    """
     img = image.copy() if isinstance(image, Image.Image) else Image.fromarray(image)
     img = img.convert("RGB")
-    scale = min(1.0, max_side / max(img.size))
-    if scale < 1.0:
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS)
+    shrink = min(1.0, max_side / max(img.size))
+    if shrink < 1.0:
+        img = img.resize((max(1, round(img.width * shrink)), max(1, round(img.height * shrink))), Image.LANCZOS)
+    scale = shrink / image_scale  # photo pixels -> drawing pixels
     draw = ImageDraw.Draw(img)
     side = max(img.size)
     width = max(2, round(side / 250))

@@ -14,17 +14,22 @@ from typing import Any
 import numpy as np
 
 from agegender import __version__
-from agegender.data.images import ImageError, decode_image
+from agegender.data.images import ImageError, decode_scaled
 from agegender.face_filter import QualityFilter
 from agegender.inference.predictor import FaceResult, Predictor
 from agegender.models.folder import DEFAULT_MODEL_DIR
 from agegender.serving.drawing import summary_message
 from agegender.serving.limits import InferencePool, NotAnImage, ServeLimits, check_pixels, check_upload_size
+from agegender.serving.memory import MemoryTrimmer
 
 
 @dataclass
 class Prediction:
-    """Everything one request produced; ``image`` (the decoded RGB array) stays server-side."""
+    """Everything one request produced; ``image`` (the decoded RGB array) stays server-side.
+
+    ``width`` x ``height`` is the photo, in whose pixels the faces are; ``image`` may be smaller (a large photo
+    is decoded at reduced size): each of its pixels covers ``image_scale`` photo pixels.
+    """
 
     faces: list[FaceResult]
     width: int
@@ -32,6 +37,7 @@ class Prediction:
     seconds: float
     image: np.ndarray | None = field(default=None, repr=False)
     notes: list[str] = field(default_factory=list)  # about the decode: "first of 3 frames used"
+    image_scale: int = 1
 
     @property
     def message(self) -> str:
@@ -114,6 +120,8 @@ class Service:
         self.predictor = predictor
         self.limits = limits or ServeLimits()
         self.pool = InferencePool(self.limits)
+        self.trimmer = MemoryTrimmer()
+        self.demo = "off"  # the web page beside the API: loading | ready | failed | off (set by the app)
         self.info = model_info(predictor, model_path)
         self.model_dir = Path(model_path) if model_path is not None else DEFAULT_MODEL_DIR  # its card, for the page
         self.started = time.time()
@@ -144,13 +152,21 @@ class Service:
         start = time.perf_counter()
         notes: list[str] = []
         try:
-            image = decode_image(data, name, notes)
+            photo = decode_scaled(data, name, notes)  # a huge photo is decoded at 1/2, 1/4 or 1/8 of its size
         except ImageError as e:
             raise NotAnImage(str(e)) from None
-        faces = self.predictor.predict(image, quality_filter=options)
-        height, width = image.shape[:2]
+        faces = self.predictor.predict(photo, quality_filter=options)
         seconds = time.perf_counter() - start
-        return Prediction(faces, int(width), int(height), seconds, image if keep_image else None, notes)
+        image = photo.pixels if keep_image else None
+        return Prediction(faces, photo.width, photo.height, seconds, image, notes, photo.scale)
+
+    def _predict_and_trim(
+        self, data: bytes, name: str, keep_image: bool, options: QualityFilter | None, pixels: int
+    ) -> Prediction:
+        try:
+            return self._predict_sync(data, name, keep_image, options)
+        finally:  # the request's arrays are freed by now: hand their pages back
+            self.trimmer.after_request(pixels)
 
     async def predict_bytes(
         self, data: bytes, name: str = "upload", keep_image: bool = False, options: QualityFilter | None = None
@@ -160,13 +176,14 @@ class Service:
         ``options``: this request's ``min_face`` / ``min_quality`` (default: the predictor's, which keep all).
         """
         check_upload_size(len(data), self.limits)
-        check_pixels(data, self.limits)  # header only: refuse oversized images before they wait in the queue
-        return await self.pool.run(self._predict_sync, data, name, keep_image, options)
+        width, height = check_pixels(data, self.limits)  # header only: refuse oversized images before queueing
+        return await self.pool.run(self._predict_and_trim, data, name, keep_image, options, width * height)
 
     def health(self) -> dict[str, Any]:
         return {
             "status": "ok",
             "version": __version__,
+            "demo": self.demo,
             "model": self.info,
             "uptime_s": round(time.time() - self.started, 1),
             "pending": self.pool.pending,

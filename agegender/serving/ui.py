@@ -107,7 +107,7 @@ def build_demo(service: Service) -> gr.Blocks:
             ) from None
         except ServingError as err:
             raise gr.Error(err.message, title=err.title, duration=20, print_exception=False) from None
-        drawing = await asyncio.to_thread(annotate, result.image, result.faces)
+        drawing = await asyncio.to_thread(annotate, result.image, result.faces, image_scale=result.image_scale)
         payload = {
             "faces": [f.to_dict() for f in result.faces],
             "count": len(result.faces),

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agegender.data.images import ImageError, check_image, decode_image, digest_bytes, load_image
+from agegender.data.images import (
+    ImageError,
+    check_image,
+    decode_image,
+    decode_scaled,
+    digest_bytes,
+    load_image,
+    reduction_factor,
+)
 
 
 def _encode(img: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
@@ -226,3 +234,60 @@ def test_rgb_decode_makes_no_needless_copies(rgb: np.ndarray) -> None:
     img = Image.open(io.BytesIO(_encode(Image.fromarray(rgb), "JPEG")))
     assert _to_rgb(img) is img
     assert _to_rgb(img.convert("L")).mode == "RGB"
+
+
+# ------------------------------------------------------------------------------------- reduced decoding
+
+
+def _gradient(width: int, height: int) -> Image.Image:
+    xs = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
+    ys = np.linspace(0, 255, height, dtype=np.float32)[:, None, None]
+    rgb = np.concatenate([np.broadcast_to(xs, (height, width, 1)), np.broadcast_to(ys, (height, width, 1))], 2)
+    return Image.fromarray(np.concatenate([rgb, np.full((height, width, 1), 90, np.float32)], 2).astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("size", "factor"),
+    [((4000, 3000), 1), ((4096, 100), 2), ((6000, 6000), 2), ((8191, 10), 2), ((8192, 10), 4), ((20000, 5), 8)],
+)
+def test_reduction_keeps_the_work_side(size: tuple[int, int], factor: int) -> None:
+    assert reduction_factor(*size, work_side=2048) == factor
+    assert max(size) // factor >= 2048 or factor == 1
+
+
+def test_large_jpeg_is_decoded_reduced_with_the_photo_size() -> None:
+    img = _gradient(4400, 2300)
+    data = _encode(img, "JPEG", quality=95)
+    scaled = decode_scaled(data, work_side=2048)
+    assert (scaled.width, scaled.height, scaled.scale) == (4400, 2300, 2)
+    _check_rgb(scaled.pixels, (1150, 2200))
+    full = decode_image(data)  # same content at half size: each pixel ~ the mean of its 2x2 block
+    block_means = full.reshape(1150, 2, 2200, 2, 3).mean((1, 3))
+    assert np.abs(scaled.pixels.astype(np.float32) - block_means).mean() < 2.0
+
+
+def test_exif_rotated_photo_reports_the_upright_size() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    data = _encode(_gradient(4200, 2100), "JPEG", exif=exif)
+    scaled = decode_scaled(data, work_side=2048)
+    assert (scaled.width, scaled.height, scaled.scale) == (2100, 4200, 2)
+    _check_rgb(scaled.pixels, (2100, 1050))
+
+
+def test_other_formats_are_reduced_after_decoding() -> None:
+    scaled = decode_scaled(_encode(_gradient(4100, 40), "PNG"), work_side=2048)
+    assert (scaled.width, scaled.height, scaled.scale) == (4100, 40, 2)
+    _check_rgb(scaled.pixels, (20, 2050))
+
+
+def test_small_photo_is_decoded_as_it_is() -> None:
+    data = _encode(_gradient(300, 200), "JPEG")
+    scaled = decode_scaled(data)
+    assert scaled.scale == 1 and (scaled.width, scaled.height) == (300, 200)
+    np.testing.assert_array_equal(scaled.pixels, decode_image(data))
+
+
+def test_reduced_decode_refuses_garbage() -> None:
+    with pytest.raises(ImageError, match="not a readable image"):
+        decode_scaled(b"not an image", "x.jpg")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
@@ -271,3 +272,68 @@ def test_extract_faces_t1_framed_like_utkface(mtcnn: MTCNNDetector, shared_asset
     # Four faces look at the camera: re-detected eyes sit on the template. On the two turned heads (3/4
     # view, profile) MTCNN's landmarks shift with the crop, so only centring is checked for them.
     assert sorted(redetected)[3] < 6.0, redetected
+
+
+# ------------------------------------------------------------------------------ photos decoded at reduced size
+
+
+class _HalfSizeFaces:
+    """A detector that reports one fixed face (in the pixels of the image it is given) and records its calls."""
+
+    name = "mtcnn"
+
+    def __init__(self, detection: Detection) -> None:
+        self.detection = detection
+        self.scales: list[float] = []
+
+    def detect(self, image: np.ndarray, scale: float = 1.0) -> list[Detection]:
+        self.scales.append(scale)
+        return [self.detection]
+
+
+def test_scaled_image_reports_faces_in_photo_pixels(astro: np.ndarray, astro_face: Detection) -> None:
+    """A half-size image with scale 2: same chip, but box, landmarks, "small", min_face and message in photo pixels."""
+    half = cv2.resize(astro, (256, 256), interpolation=cv2.INTER_AREA)
+    at_half = astro_face.scaled(0.5)
+    tiny = Detection((10, 10, 32, 34), 0.999)  # 22x24 px in the half image: 44x48 px in the photo
+    detector = _HalfSizeFaces(at_half)
+    [face] = extract_faces(half, detector, scale=2.0)
+    assert detector.scales == [2.0]  # the detector keeps its minimum face size in photo pixels too
+    np.testing.assert_allclose(face.detection.box, astro_face.box, atol=1e-3)
+    np.testing.assert_allclose(face.detection.landmarks, astro_face.landmarks, atol=1e-3)
+    # the matrix maps photo pixels to the chip, as if the chip had been cut from the photo itself
+    np.testing.assert_allclose(face.matrix, alignment_matrix(astro_face.landmarks), rtol=1e-4, atol=1e-3)
+    assert _ncc(face.crop, align_face(astro, astro_face.landmarks)) > 0.97
+
+    [small] = extract_faces(half, _HalfSizeFaces(tiny), scale=2.0, quality_filter=QualityFilter(min_face=46))
+    assert small.detection.box == (20, 20, 64, 68)
+    assert "small" not in small.reasons  # 44 px >= MIN_FACE_SIZE (40); at scale 1 it would be 22 px: small
+    assert small.status == "skipped" and "44" in small.message  # min_face 46 px judged on the photo's 44 px
+    [unscaled] = extract_faces(half, _HalfSizeFaces(tiny))
+    assert "small" in unscaled.reasons and "22x24 px" in unscaled.message
+
+
+def test_huge_photo_decoded_reduced_gives_the_same_faces(mtcnn: MTCNNDetector) -> None:
+    """A 4200 px JPEG decoded at half size: the same boxes and landmarks in photo pixels, the same flags."""
+    from PIL import Image
+
+    from agegender.data.images import decode_image, decode_scaled
+
+    photo = Image.open(Path(__file__).parents[2] / "agegender/serving/examples/astronaut_sizes.jpg").convert("RGB")
+    photo = photo.resize((4200, round(photo.height * 4200 / photo.width)), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    photo.save(buf, "JPEG", quality=92)
+    full = extract_faces(decode_image(buf.getvalue()), mtcnn)
+    scaled = decode_scaled(buf.getvalue())
+    assert scaled.scale == 2
+    reduced = extract_faces(scaled.pixels, mtcnn, scale=scaled.scale)
+    assert len(reduced) == len(full) >= 3
+    by_place = sorted(full, key=lambda f: f.detection.box), sorted(reduced, key=lambda f: f.detection.box)
+    for a, b in zip(*by_place, strict=True):
+        tol = 0.03 * a.detection.size + 2
+        np.testing.assert_allclose(b.detection.box, a.detection.box, atol=tol)
+        np.testing.assert_allclose(b.detection.landmarks, a.detection.landmarks, atol=tol)
+        for check, ratio in a.flags.ratios.items():  # each check's measure / threshold, capped at 1
+            assert abs(b.flags.ratios[check] - ratio) <= 0.1, check
+        if all(abs(r - 1) > 0.1 for r in a.flags.ratios.values() if r < 1):  # clear of every threshold
+            assert b.reasons == a.reasons

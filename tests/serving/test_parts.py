@@ -142,6 +142,8 @@ def test_cli_flags_map_to_config(tmp_path: Path) -> None:
         concurrency=3,
         queue_size=ServeLimits().queue_size,
     )
+    assert cfg.demo == "background"  # the API answers while the page loads
+    assert serve.config_from_args(parser.parse_args(["serve", "--no-demo"])).demo == "off"
 
 
 def test_serve_is_a_subcommand() -> None:
@@ -201,3 +203,11 @@ def test_picture_labels_use_only_characters_the_font_has() -> None:
         boxes = [c for c in set(label) if c != " " and glyph(c) == missing]
         assert not boxes, (label, boxes)
     assert face_label(1, OK) == "1: F, 34 (29-39)"
+
+
+def test_annotate_draws_photo_pixel_boxes_on_a_reduced_image() -> None:
+    """A photo decoded at half size: its boxes (in photo pixels) land where the face is in the smaller image."""
+    img = annotate(np.zeros((100, 100, 3), np.uint8), [OK], image_scale=2.0)  # OK's box: 10,20 - 60,80 in the photo
+    arr = np.asarray(img)
+    assert tuple(arr[25, 5]) == COLORS["female"]  # left edge at x = 5 in the half-size image
+    assert tuple(arr[25, 10]) != COLORS["female"]  # not at the photo's x = 10

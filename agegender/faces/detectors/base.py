@@ -60,6 +60,11 @@ class Detection:
         """Shorter box side: what "too small to be useful" is judged on."""
         return min(self.width, self.height)
 
+    def scaled(self, factor: float) -> Detection:
+        """The same face with box and landmarks multiplied by ``factor`` (e.g. from a reduced image to the photo)."""
+        marks = None if self.landmarks is None else self.landmarks * factor
+        return Detection(tuple(v * factor for v in self.box), self.score, marks)
+
 
 class FaceDetector(ABC):
     """Common checks and filtering; subclasses only implement :meth:`_detect`."""
@@ -73,23 +78,26 @@ class FaceDetector(ABC):
         self.score_threshold = float(score_threshold)
         self.max_side = max_side
 
-    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+    def detect(self, image_rgb: np.ndarray, scale: float = 1.0) -> list[Detection]:
         """Faces in ``image_rgb`` (HxWx3 uint8 RGB), best first, filtered by size and score.
 
         Photos larger than ``max_side`` are searched at that size (boxes are mapped back): a 12 MP phone
-        picture would otherwise take seconds per detector, for faces far above any useful size.
+        picture would otherwise take seconds per detector, for faces far above any useful size. ``scale`` is how
+        many photo pixels one pixel of ``image_rgb`` stands for (a photo decoded at reduced size): the minimum
+        face size stays in photo pixels, so a reduced decode finds the same faces; boxes stay in image pixels.
         """
         image = as_rgb_uint8(image_rgb)
         height, width = image.shape[:2]
         if min(height, width) < 2:
             return []
+        min_face = self.min_face_size / scale
         factor = 1.0 if not self.max_side else min(1.0, self.max_side / max(height, width))
         if factor < 1.0:
             size = (max(2, round(width * factor)), max(2, round(height * factor)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        raw = self._detect(image, self.min_face_size * factor)
-        found = [_rescaled(d, 1.0 / factor) for d in raw] if factor < 1.0 else raw
-        found = [d for d in found if d.score >= self.score_threshold and d.size >= self.min_face_size]
+        raw = self._detect(image, min_face * factor)
+        found = [d.scaled(1.0 / factor) for d in raw] if factor < 1.0 else raw
+        found = [d for d in found if d.score >= self.score_threshold and d.size >= min_face]
         return sorted(found, key=lambda d: d.score, reverse=True)
 
     @abstractmethod
@@ -98,11 +106,6 @@ class FaceDetector(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(min_face_size={self.min_face_size}, score_threshold={self.score_threshold})"
-
-
-def _rescaled(d: Detection, factor: float) -> Detection:
-    marks = None if d.landmarks is None else d.landmarks * factor
-    return Detection(tuple(v * factor for v in d.box), d.score, marks)
 
 
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
