@@ -117,8 +117,17 @@ def decode_image(data: bytes, name: str = "image", notes: list[str] | None = Non
     """
     img = _open(data, name)
     _note(img, notes)
+    return _pixels(img, name)
+
+
+def _pixels(img: Image.Image, name: str, factor: int = 1, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an opened image to RGB uint8, reduced by ``factor`` (JPEG: in the decoder) from photo ``size``."""
     try:
+        if factor > 1 and img.format == "JPEG":
+            img.draft(img.mode, (img.width // factor, img.height // factor))
         rgb = _to_rgb(img)
+        if factor > 1 and rgb.size == size:  # not a JPEG: reduce after decoding
+            rgb = rgb.reduce(factor)
         arr = np.asarray(rgb, dtype=np.uint8)
     except ImageError:
         raise
@@ -158,20 +167,7 @@ def decode_scaled(
     if img.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):  # exif_transpose turns it by 90 degrees
         width, height = height, width
     factor = reduction_factor(width, height, work_side)
-    try:
-        if factor > 1 and img.format == "JPEG":
-            img.draft(img.mode, (img.width // factor, img.height // factor))
-        rgb = _to_rgb(img)
-        if factor > 1 and rgb.size == (width, height):  # not a JPEG: reduce after decoding
-            rgb = rgb.reduce(factor)
-        arr = np.asarray(rgb, dtype=np.uint8)
-    except ImageError:
-        raise
-    except Exception as e:
-        raise ImageError(f"{name}: could not decode image ({type(e).__name__}: {e})") from None
-    if min(arr.shape[:2]) < 1:
-        raise ImageError(f"{name}: image has no pixels")
-    return ScaledImage(arr, width, height, factor)
+    return ScaledImage(_pixels(img, name, factor, (width, height)), width, height, factor)
 
 
 def check_image(data: bytes, name: str = "image") -> tuple[int, int]:
