@@ -23,7 +23,7 @@ class FaceResult:
     """One face: where it is, how far to trust it, and the estimates (JSON-serialisable via to_dict).
 
     ``status``: ``ok``; ``low_quality`` (estimated, but ``reasons`` say why it is less reliable, and its
-    interval is widened by the model's calibration); ``skipped`` (dropped by the user's ``min_face`` /
+    interval is scaled by the model's calibration); ``skipped`` (dropped by the user's ``min_face`` /
     ``min_quality``: no estimate). ``age_std`` is the spread behind the interval, i.e. after widening.
     """
 

@@ -104,7 +104,7 @@ def model_description(info: dict[str, Any]) -> str:
         "detected and aligned, and every face is estimated. Faces that are small, blurry, uncertainly "
         "detected or turned away are marked *low quality* (amber dashed box, label ending in “?”, the "
         "reason in the table): their estimate is less reliable"
-        + (", and their interval is widened by the model's calibration." if info.get("calibrated") else ".")
+        + (", and their interval is set by the model's calibration for such faces." if info.get("calibrated") else ".")
         + " Set a minimum face size or quality under *Options* to skip such faces (drawn in grey, "
         "not estimated)."
     )

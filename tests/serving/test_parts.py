@@ -176,7 +176,7 @@ def test_model_description_explains_flags_and_widening() -> None:
     text = model_description(info)
     assert "every face is estimated" in text and "low quality" in text and "not estimated" not in text.split("skip")[0]
     assert "widened" not in text
-    assert "widened by the model's calibration" in model_description({**info, "calibrated": True})
+    assert "interval is set by the model's calibration" in model_description({**info, "calibrated": True})
 
 
 def test_labels_avoid_neighbouring_faces_and_boxes_are_clipped() -> None:
