@@ -1,17 +1,19 @@
 """Face detectors side by side: speed of the whole pipeline per photo, faces found and end-to-end accuracy.
 
-Speed: every photo goes through decode -> detect -> align (chips and quality flags) -> network (the model on
-ONNX Runtime), each stage timed. Each detector runs in a process of its own (as a user runs one pipeline: ONNX
-Runtime sessions in one process compete for the cores), the order rotating over several repeats, so drifts in
-CPU speed hit them all alike; photos/s is the median over repeats and the ratio to the first detector is the
-figure to compare. "small": the first --speed-photos photos of the validation split (APPA-REAL,
-longer side 320 px); "large": the photos of --wild whose longer side is at least 600 px.
+Speed: photos/s is a run of the photos as ``agegender predict FOLDER`` makes it (files read two at a time,
+faces of ``workers`` photos sought at once, ``workers=1``: one after another); a second, photo-by-photo pass
+times each stage (decode -> detect -> align (chips and quality flags) -> network, the model on ONNX Runtime).
+Each detector runs in a process of its own (as a user runs one pipeline: ONNX Runtime sessions in one process
+compete for the cores), the order rotating over several repeats, so drifts in CPU speed hit them all alike;
+photos/s is the median over repeats and the ratio to the first detector is the figure to compare. "small": the
+first --speed-photos photos of the validation split (APPA-REAL, longer side 320 px); "large": the photos of
+--wild whose longer side is at least 600 px.
 Accuracy: ``evaluate_photos`` on the whole split (see benchmarks/wild_e2e.py), and on the group photo t1.jpg
 the six faces and their genders. Detector specs are ``NAME[:key=value,...]``:
 
     python benchmarks/detectors.py --data ../shared/data/appa_real_train \
         --split-file benchmarks/results/wild_ft_split.json --wild ../shared/data/wild \
-        --detector mtcnn --detector mtcnn:max_side=640,min_face_ratio=0.1 --detector blazeface
+        --detector mtcnn:spin=True,workers=1 --detector mtcnn --detector blazeface
 
 Writes benchmarks/results/detectors.{json,md}. Figures, not tests.
 """
@@ -37,7 +39,7 @@ from agegender import Predictor
 from agegender.data.images import load_image
 from agegender.evaluation.photos import evaluate_photos
 from agegender.faces import Detection, create_detector, extract_faces
-from agegender.inference.batch import write_result
+from agegender.inference.batch import Item, run_predictions, write_result
 from agegender.inference.engine import predict_crops
 
 STAGES = ("decode", "detect", "align", "network")
@@ -53,7 +55,10 @@ T1_TRUTH = [
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"mtcnn:max_side=640,min_face_ratio=0.1"`` -> ``("mtcnn", {"max_side": 640, "min_face_ratio": 0.1})``."""
+    """``"mtcnn:max_side=640,min_face_ratio=0.1"`` -> ``("mtcnn", {"max_side": 640, "min_face_ratio": 0.1})``.
+
+    The key ``workers`` is the pipeline's (photos detected at once, ``Predictor(workers=...)``), not the
+    detector's: :func:`load_spec` takes it out."""
     name, _, rest = spec.partition(":")
     kwargs: dict[str, Any] = {}
     for item in filter(None, rest.split(",")):
@@ -63,6 +68,13 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
         except (ValueError, SyntaxError):
             kwargs[key] = value
     return name, kwargs
+
+
+def load_spec(spec: str) -> Predictor:
+    """The shipped model on ONNX Runtime with the detector (and pipeline ``workers``) that ``spec`` names."""
+    name, kwargs = parse_spec(spec)
+    workers = int(kwargs.pop("workers", 2))
+    return Predictor.load(None, backend="onnx", detector=create_detector(name, **kwargs), workers=workers)
 
 
 class _Found:
@@ -92,11 +104,18 @@ def time_photo(predictor: Predictor, path: Path) -> dict[str, float]:
 
 
 def _time_all(predictor: Predictor, photos: list[Path]) -> dict[str, Any]:
-    """One pass over ``photos`` (after a warm-up): seconds spent, faces found, ms per stage per photo."""
+    """After a warm-up, one pass over ``photos`` as ``agegender predict FOLDER`` runs it (``run_predictions``:
+    files read two at a time, faces of up to ``workers`` photos sought at once): the seconds it took; then one
+    pass photo by photo for faces found and ms per stage per photo."""
     time_photo(predictor, photos[0])
+    items = [Item(p) for p in photos]
+    t0 = time.perf_counter()
+    done = list(run_predictions(predictor, items, progress=False))
+    seconds = time.perf_counter() - t0
+    assert len(done) == len(photos)
     rows = [time_photo(predictor, p) for p in photos]
     return {
-        "seconds": sum(sum(r[s] for s in STAGES) for r in rows),
+        "seconds": seconds,
         "faces": sum(int(r["faces"]) for r in rows),
         "ms": {s: [1000 * r[s] for r in rows] for s in STAGES},
     }
@@ -104,8 +123,7 @@ def _time_all(predictor: Predictor, photos: list[Path]) -> dict[str, Any]:
 
 def _speed_worker(spec: str, listing: Path) -> None:
     """Child process: one detector's pipeline alone, as a user runs it (no other ONNX sessions competing)."""
-    name, kwargs = parse_spec(spec)
-    predictor = Predictor.load(None, backend="onnx", detector=create_detector(name, **kwargs))
+    predictor = load_spec(spec)
     photos = [Path(line) for line in listing.read_text().splitlines() if line]
     print(json.dumps(_time_all(predictor, photos)))
 
@@ -218,8 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     large = [p for p in sorted(args.wild.iterdir()) if _longer_side(p) >= 600]
     predictors = {}
     for spec in args.detector:
-        name, kwargs = parse_spec(spec)
-        predictors[spec] = Predictor.load(None, backend="onnx", detector=create_detector(name, **kwargs))
+        predictors[spec] = load_spec(spec)
     speed = {
         "small": measure_speed(list(args.detector), small, args.repeats),
         "large": measure_speed(list(args.detector), large, args.repeats),

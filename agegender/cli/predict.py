@@ -63,7 +63,12 @@ def add_parser(sub) -> None:
         " Parquet parts and a re-run skips the files done (needs agegender[ray]; see docs/scale.md)",
     )
     p.add_argument("--address", help="with --engine ray: the cluster (auto, ray://HOST:10001; default: start one here)")
-    p.add_argument("--workers", type=positive_int, help="with --engine ray: actors (default: one per CPU core)")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        help="local: photos whose faces are sought at once (default 2; 1: one after another); ray: actors"
+        " (default: one per CPU core)",
+    )
     p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("export", help="export a model folder to ONNX (and TorchScript)", epilog=EXIT_CODES_HELP)
@@ -123,10 +128,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from agegender.cli.predict_ray import cmd_predict_ray
 
         return cmd_predict_ray(args)
-    if args.address or args.workers:
+    if args.address:
         from agegender.errors import ConfigError
 
-        raise ConfigError("--address and --workers apply to --engine ray")
+        raise ConfigError("--address applies to --engine ray")
     from agegender.data.listing import skipped_files_note
     from agegender.inference import batch
     from agegender.inference.predictor import Predictor
@@ -164,6 +169,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         tta=args.tta,
         min_face=args.min_face,
         min_quality=args.min_quality,
+        workers=args.workers or 2,
     )
     results = list(
         batch.run_predictions(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,10 @@ from agegender.inference.calibration import INTERVAL_LEVEL, central_z, interval_
 from agegender.inference.engine import load_engine, predict_crops
 
 __all__ = ["INTERVAL_LEVEL", "FaceResult", "Predictor", "split_error"]
+
+#: What :meth:`Predictor._prepare` gives per input: ``(pixels, faces or None without detection, decode notes)``,
+#: or the message of an input that could not be read.
+_Prepared = tuple[np.ndarray, list | None, list[str]] | str
 
 
 @dataclass
@@ -104,9 +109,14 @@ class Predictor:
         blur_threshold: float | None = None,
         min_face: float = 0.0,
         min_quality: float = 0.0,
+        workers: int = 2,
     ) -> None:
         """``min_face_size`` / ``blur_threshold`` change what is flagged small / blurry; ``min_face`` (px) and
-        ``min_quality`` (0-1) skip faces (see :class:`agegender.faces.QualityFilter`); defaults keep all."""
+        ``min_quality`` (0-1) skip faces (see :class:`agegender.faces.QualityFilter`); defaults keep all.
+        ``workers``: images of one :meth:`predict_batch` call detected at once (1: one after another)."""
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = int(workers)
         self.engine = engine
         self.config = config or {}
         self._detector_spec = detector
@@ -154,6 +164,34 @@ class Predictor:
             kw["blur_threshold"] = self.blur_threshold
         return extract_faces(image, self.detector, **kw)
 
+    def _prepare(self, image: Any, detect: bool, rule: QualityFilter) -> _Prepared:
+        """Decode one input and (with ``detect``) find, align and flag its faces: the per-image work, which
+        :meth:`_prepare_all` may run on several images at once. An unreadable input gives its error message."""
+        notes: list[str] = []
+        try:
+            scaled = image if isinstance(image, ScaledImage) else None
+            arr = scaled.pixels if scaled is not None else load_image(image, notes)
+        except ImageError as e:
+            return str(e)
+        if not detect:
+            return arr, None, notes
+        return arr, self._faces(arr, rule, scaled.scale if scaled is not None else 1.0), notes
+
+    def _prepare_all(self, images: Sequence[Any], detect: bool, rule: QualityFilter) -> list[_Prepared]:
+        """:meth:`_prepare` for every image, in order; on ``workers`` threads when the detector allows it.
+
+        Face detection is most of a photo's time and, for MTCNN, many small ONNX Runtime calls that leave a core
+        idle between them; two photos at once kept both cores busy (120 APPA-REAL photos: 37-44 -> 52-55
+        photos/s, benchmarks/results/detectors.md has the pipeline figures). Only detectors marked
+        ``thread_safe`` run concurrently (OpenCV's dnn and cascade objects keep per-call state).
+        """
+        workers = min(self.workers, len(images))
+        parallel = detect and workers > 1 and getattr(self.detector, "thread_safe", False)
+        if not parallel:
+            return [self._prepare(image, detect, rule) for image in images]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda image: self._prepare(image, detect, rule), images))
+
     def predict(self, image: Any, detect: bool = True, quality_filter: QualityFilter | None = None) -> list[FaceResult]:
         """Faces in one image (path, bytes, PIL image, RGB array or :class:`~agegender.data.images.ScaledImage`,
         whose faces are reported in the photo's pixels); ``detect=False``: image is a face crop.
@@ -188,22 +226,18 @@ class Predictor:
         crops: list[np.ndarray] = []
         owners: list[dict[str, Any]] = []
         results: list[list[FaceResult | None]] = []
-        notes: list[str] = []
-        for image in images:
-            notes.clear()
-            try:
-                scaled = image if isinstance(image, ScaledImage) else None
-                arr = scaled.pixels if scaled is not None else load_image(image, notes)
-            except ImageError as e:
-                results.append([FaceResult(status="error", message=str(e))])
+        for prepared in self._prepare_all(images, detect, rule):
+            if isinstance(prepared, str):
+                results.append([FaceResult(status="error", message=prepared)])
                 continue
-            if not detect:  # the whole image is the face: nothing was measured, so nothing is flagged
+            arr, faces, notes = prepared
+            if faces is None:  # detect=False: the whole image is the face, nothing was measured or flagged
                 crops.append(arr)
                 owners.append({"scale": interval_scale(self.config), "message": "; ".join(notes)})
                 results.append([None])
                 continue
             slots: list[FaceResult | None] = []
-            for face in self._faces(arr, rule, scaled.scale if scaled is not None else 1.0):
+            for face in faces:
                 det = face.detection
                 where = {
                     "box": [round(float(v), 1) for v in det.box],

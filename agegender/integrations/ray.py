@@ -122,8 +122,15 @@ class FacePredictor:
 
         self.detect = detect
         spec = _detector(detector, detector_model, threads) if detect else detector
-        self.predictor = Predictor.load(
-            model, backend=backend, detector=spec, tta=tta, threads=threads, min_face=min_face, min_quality=min_quality
+        self.predictor = Predictor.load(  # one photo at a time: Ray runs one actor per core side by side
+            model,
+            backend=backend,
+            detector=spec,
+            tta=tta,
+            threads=threads,
+            min_face=min_face,
+            min_quality=min_quality,
+            workers=1,
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:

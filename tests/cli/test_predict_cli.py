@@ -341,3 +341,19 @@ def test_draw_writes_annotated_images(tmp_path: Path, capsys) -> None:
     original = Image.open(astronaut)
     assert drawn.size == original.size
     assert (np.asarray(drawn, dtype=int) - np.asarray(original.convert("RGB"), dtype=int)).any()
+
+
+def test_workers_one_gives_the_same_answers(model_dir: Path, photos: Path, tmp_path: Path, capsys) -> None:
+    """Photos searched one after another (``--workers 1``) and two at once (the default) read alike."""
+    outputs = []
+    for extra in ([], ["--workers", "1"]):
+        out_file = tmp_path / f"out{len(extra)}.json"
+        code, _, err = _run(
+            ["predict", str(photos), "--model", str(model_dir), "-o", str(out_file), "--quiet", *extra], capsys
+        )
+        assert code == 0, err
+        outputs.append(json.loads(out_file.read_text()))
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 2
+    with pytest.raises(SystemExit) as info:
+        main(["predict", str(photos), "--model", str(model_dir), "--workers", "0"])
+    assert info.value.code == 2 and "--workers: must be a whole number >= 1" in capsys.readouterr().err

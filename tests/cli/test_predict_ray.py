@@ -27,8 +27,8 @@ def test_unsupported_options_are_errors(args: list[str], message: str, capsys) -
 
 
 def test_ray_options_need_the_ray_engine(capsys) -> None:
-    assert main(["predict", PHOTO, "--workers", "2"]) == 2
-    assert "error: --address and --workers apply to --engine ray" in capsys.readouterr().err
+    assert main(["predict", PHOTO, "--address", "auto"]) == 2
+    assert "error: --address applies to --engine ray" in capsys.readouterr().err
 
 
 def test_without_the_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:

@@ -312,3 +312,57 @@ def test_tta_averages_with_the_mirror(model_dir: Path, predictor: Predictor, ast
     tta = Predictor.load(model_dir, backend="torch", tta=True).predict(crop, detect=False)[0]
     _check_ok(tta)
     assert tta.age == pytest.approx((plain.age + flipped.age) / 2, abs=0.02)
+
+
+class _RecordingDetector:
+    """Finds nothing; records the threads it ran on and, when ``thread_safe``, waits until two calls overlap."""
+
+    name = "recording"
+
+    def __init__(self, thread_safe: bool) -> None:
+        import threading
+
+        self.thread_safe = thread_safe
+        self.threads: set[int] = set()
+        self._overlap = threading.Barrier(2, timeout=10) if thread_safe else None
+
+    def detect(self, image: np.ndarray, scale: float = 1.0) -> list:
+        import threading
+
+        self.threads.add(threading.get_ident())
+        if self._overlap is not None and len(self.threads) <= 2:
+            self._overlap.wait()  # raises BrokenBarrierError unless a second photo is being detected meanwhile
+        return []
+
+
+@pytest.mark.parametrize("thread_safe", [True, False])
+def test_predict_batch_detects_photos_at_once_only_with_thread_safe_detectors(
+    model_dir: Path, astro: np.ndarray, thread_safe: bool
+) -> None:
+    import threading
+
+    rec = _RecordingDetector(thread_safe)
+    pred = Predictor.load(model_dir, backend="torch", detector=rec, workers=2)
+    out = pred.predict_batch([astro, astro, astro, astro])
+    assert out == [[], [], [], []]
+    if thread_safe:
+        assert len(rec.threads) == 2 and threading.get_ident() not in rec.threads
+    else:
+        assert rec.threads == {threading.get_ident()}
+
+
+def test_parallel_and_sequential_batches_give_the_same_results(model_dir: Path, detector, astro: np.ndarray) -> None:
+    assert detector.thread_safe, "the default detector is expected to detect photos in parallel"
+    small = cv2.resize(astro, (128, 128), interpolation=cv2.INTER_AREA)
+    turned = np.ascontiguousarray(np.rot90(astro))
+    grey = np.full((200, 300, 3), 128, dtype=np.uint8)
+    images = [astro, b"", small, grey, turned, astro]
+    one = Predictor.load(model_dir, backend="torch", detector=detector, workers=1).predict_batch(images)
+    two = Predictor.load(model_dir, backend="torch", detector=detector, workers=2).predict_batch(images)
+    assert [[f.to_dict() for f in faces] for faces in one] == [[f.to_dict() for f in faces] for faces in two]
+    assert [len(f) for f in two] == [1, 1, 1, 0, 1, 1] and two[1][0].status == "error"
+
+
+def test_workers_must_be_positive(model_dir: Path) -> None:
+    with pytest.raises(ValueError, match="workers"):
+        Predictor.load(model_dir, backend="torch", workers=0)

@@ -70,6 +70,9 @@ class FaceDetector(ABC):
     """Common checks and filtering; subclasses only implement :meth:`_detect`."""
 
     name: str = "base"
+    #: Whether :meth:`detect` may run on several images at once (shared state only in thread-safe objects,
+    #: such as ONNX Runtime sessions); ``Predictor.predict_batch`` then detects images in parallel.
+    thread_safe: bool = False
 
     def __init__(
         self, min_face_size: float = 20.0, score_threshold: float = 0.5, max_side: int | None = MAX_SIDE

@@ -172,6 +172,7 @@ class MTCNNDetector(FaceDetector):
     """
 
     name = "mtcnn"
+    thread_safe = True  # state: ONNX Runtime sessions (thread-safe); the second passes work on copies
 
     def __init__(
         self,
