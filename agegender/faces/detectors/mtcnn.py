@@ -146,8 +146,11 @@ def _crops(image: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
     out = np.zeros((len(boxes), side, side, 3), dtype=np.uint8)
     for k, (x1, y1, x2, y2) in enumerate(boxes[:, :4].astype(np.int64)):
         x0, y0 = x1 - 1, y1 - 1
-        patch = np.zeros((y2 - y0, x2 - x0, 3), dtype=np.uint8)
         sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x2, w), min(y2, h)
+        if (sx0, sy0, sx1, sy1) == (x0, y0, x2, y2):  # inside the image: no padded copy needed
+            out[k] = cv2.resize(image[y0:y2, x0:x2], (side, side), interpolation=cv2.INTER_AREA)
+            continue
+        patch = np.zeros((y2 - y0, x2 - x0, 3), dtype=np.uint8)
         if sx1 > sx0 and sy1 > sy0:
             patch[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
         out[k] = cv2.resize(patch, (side, side), interpolation=cv2.INTER_AREA)
