@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 import warnings
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from agegender.data.readers import require_labels
 from agegender.models.checkpoint import check_checkpoint
 from agegender.models.folder import load_init_weights, save_model_folder
+from agegender.training.clock import TrainClock
 from agegender.training.config import Recipe, RecipeError
 from agegender.training.curves import CurvesPlot
 from agegender.training.datamodule import AgeGenderDataModule
@@ -148,7 +148,8 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
     )
     loggers = build_loggers(tc.loggers, out_dir, recipe.name)
     on_interrupt = SaveOnInterrupt(ckpt_dir / "last.ckpt")
-    callbacks = [best_cb, last_cb, epoch_last_cb, CurvesPlot(out_dir / "curves.png"), on_interrupt]
+    clock = TrainClock()
+    callbacks = [best_cb, last_cb, epoch_last_cb, CurvesPlot(out_dir / "curves.png"), on_interrupt, clock]
     if loggers:  # LearningRateMonitor refuses to run without a logger (train.loggers=[])
         callbacks.append(LearningRateMonitor("epoch"))
     if tc.progress:
@@ -175,7 +176,6 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
         num_sanity_val_steps=0,
         deterministic=False,
     )
-    start = time.time()
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     except (SystemExit, KeyboardInterrupt):  # Lightning ends a run stopped by SIGTERM or Ctrl-C with SystemExit
@@ -184,7 +184,6 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
         if not trainer.is_global_zero:  # rank 0 reports for all
             raise SystemExit(on_interrupt.stopped().exit_code) from None
         raise on_interrupt.stopped() from None
-    elapsed = time.time() - start
     summary = {
         "recipe": recipe.name,
         "output_dir": str(out_dir),
@@ -192,7 +191,7 @@ def fit(recipe: Recipe, resume: bool = False) -> dict:
         "global_step": trainer.global_step,
         "best_checkpoint": best_cb.best_model_path or None,
         "best_val_score": float(best_cb.best_model_score) if best_cb.best_model_score is not None else None,
-        "train_seconds": round(elapsed, 1),
+        "train_seconds": round(clock.seconds, 1),  # every run of a resumed training together
         "trainable_parameters": module.n_trainable,
     }
     if trainer.is_global_zero:

@@ -62,6 +62,8 @@ def test_kill_9_then_resume_continues_from_the_saved_step(
     assert not (out / "summary.json").exists()
     step, epoch = _global_step(ckpt)
     assert 5 <= step < total_steps and epoch >= 1
+    before = torch.load(ckpt, map_location="cpu", weights_only=False)["callbacks"]["TrainClock"]["seconds"]
+    assert before > 0
 
     r = cli([*args, "--resume"])
     text = r.stdout + r.stderr
@@ -69,6 +71,7 @@ def test_kill_9_then_resume_continues_from_the_saved_step(
     assert f"Restored all states from the checkpoint at {ckpt}" in text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["global_step"] == total_steps and summary["epochs_completed"] == epochs
+    assert summary["train_seconds"] > before  # the killed run's time counts too
     printed = _epochs_printed(r.stdout)
     # continued from the killed epoch (or the next one, if it was killed between its last step and its end)
     assert printed and printed[0] in (epoch + 1, epoch + 2) and printed[-1] == epochs, r.stdout[-3000:]
