@@ -11,7 +11,14 @@ from typing import Any
 
 from agegender.cli.argtypes import positive_int
 from agegender.cli.logs import setup_logging
-from agegender.errors import EXIT_CODES_HELP, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, AgeGenderError, missing_extra
+from agegender.errors import (
+    EXIT_CODES_HELP,
+    EXIT_INTERNAL_ERROR,
+    EXIT_INTERRUPTED,
+    AgeGenderError,
+    ConfigError,
+    missing_extra,
+)
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -99,6 +106,17 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--report", help="write a report folder (JSON, markdown, plots)")
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--tta", action="store_true", help="average with the horizontally flipped image")
+    p.add_argument(
+        "--photos",
+        action="store_true",
+        help="DATA are photos: detect, align and estimate each end to end (as predict); photos without an"
+        " estimate count against the share estimated",
+    )
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="with --photos: store the figures in MODEL/metrics_photos.json and update its MODEL_CARD.md",
+    )
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -199,6 +217,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.photos:
+        from agegender.cli.evaluate_photos import cmd_evaluate_photos
+
+        return cmd_evaluate_photos(args)
+    if args.write:
+        raise ConfigError("--write applies to --photos (chip figures are written by agegender package)")
     from agegender.evaluation.evaluate import run_evaluation
     from agegender.utils.io import ensure_writable, raise_if_unsaved, save_output, write_text_output
 

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from agegender.evaluation.metrics import format_metrics
+from agegender.evaluation.photos import PHOTOS_FILE, SUMMARY_BANDS
 from agegender.models.folder import read_config
 from agegender.utils.io import atomic_write_text
 
@@ -213,6 +214,34 @@ def _calibration(cfg: dict) -> str:
     )
 
 
+def _photos(stored: dict) -> str:
+    """End-to-end figures on photos (``agegender evaluate --photos --write``): one row per data and split."""
+    rows = []
+    for entry in stored.values():
+        o, bands = entry["overall"], entry.get("bands", {})
+        if not o.get("n"):
+            continue
+        signed = " / ".join(
+            f"{bands[b]['mean_error']:+.1f}" if bands.get(b, {}).get("n") else "-" for b in SUMMARY_BANDS
+        )
+        rows.append(
+            f"| {entry['data']} | {entry['estimated']} / {entry['photos']} | {o['mae']:.2f} | {o['rmse']:.2f} | "
+            f"{o['gender_acc']:.1%} | {o['score']:.3f} | {signed} |"
+        )
+    return "\n".join(
+        [
+            "## End to end on photos",
+            "Detection, alignment and the network together, the main face of each photo (`agegender evaluate"
+            " --photos`); a photo without a face found has no estimate.",
+            "",
+            "| photos | with an estimate | MAE | RMSE | gender acc | score "
+            f"| mean signed error {' / '.join(SUMMARY_BANDS)} (> 0: too old) |",
+            "|---|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
+
+
 def render_card(folder: str | Path, name: str = "agegender default", params: float | None = None) -> str:
     """The card's text for ``folder`` (config.json required; metrics.json and split.json used when present)."""
     folder = Path(folder)
@@ -232,6 +261,9 @@ def render_card(folder: str | Path, name: str = "agegender default", params: flo
     ]
     if metrics_path.is_file():
         parts.append(_metrics(json.loads(metrics_path.read_text())))
+    photos_path = folder / PHOTOS_FILE
+    if photos_path.is_file():
+        parts.append(_photos(json.loads(photos_path.read_text())))
     if cfg.get("calibration"):
         parts.append(_calibration(cfg))
     if cfg.get("files"):

@@ -120,3 +120,36 @@ def _predict_all(
                 faces, err = split_error(next(faces_iter)) if img is not None else ([], err)
                 yield rec, (None if err else img), faces, err
             bar.update(len(part))
+
+
+#: In a model folder: end-to-end figures on photos, one entry per data and split (``evaluate --photos --write``).
+PHOTOS_FILE = "metrics_photos.json"
+#: Age bands of the summary's signed errors: where a bias shows first (children, teenagers, the old).
+SUMMARY_BANDS = ("0-12", "13-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+")
+
+
+def photo_summary(result: dict[str, Any], data: str) -> dict[str, Any]:
+    """The part of :func:`evaluate_photos`'s result a model card shows: counts, overall figures, per age band the
+    mean signed error and MAE."""
+    bands = result.get("slices", {}).get("age_band", {})
+    return {
+        "data": data,
+        "photos": result["photos"],
+        "estimated": result["estimated"],
+        "flagged": result["flagged"],
+        "overall": {k: result["overall"].get(k) for k in ("n", "mae", "rmse", "gender_acc", "score", "mean_error")},
+        "bands": {b: {k: bands[b].get(k) for k in ("n", "mae", "mean_error")} for b in SUMMARY_BANDS if b in bands},
+    }
+
+
+def format_photos(summary: dict[str, Any]) -> str:
+    """Two lines for the terminal: counts and figures, then the signed error per age band."""
+    o = summary["overall"]
+    head = f"{summary['data']}: {summary['estimated']}/{summary['photos']} photos with an estimate"
+    if not o.get("n"):
+        return head
+    bands = ", ".join(f"{b} {m['mean_error']:+.1f}" for b, m in summary["bands"].items() if m.get("n"))
+    return (
+        f"{head}, {summary['flagged']} flagged; MAE {o['mae']:.2f} RMSE {o['rmse']:.2f} "
+        f"gender {o['gender_acc']:.1%} score {o['score']:.3f}\nmean signed error by age band: {bands}"
+    )

@@ -96,3 +96,51 @@ def test_evaluate_several_datasets_gives_figures_per_dataset(model_dir: Path, tm
     assert result["overall"]["n"] == 10
     assert {k: v["n"] for k, v in result["slices"]["source"].items()} == {"first": 5, "second": 5}
     assert "by source:" in capsys.readouterr().out
+
+
+@pytest.fixture
+def photo_csv(tmp_path: Path) -> Path:
+    """Three labelled photos end to end: the astronaut, her mirror image, and a grey frame with no face."""
+    import numpy as np
+    from PIL import Image
+    from skimage.data import astronaut
+
+    image = astronaut()
+    Image.fromarray(image).save(tmp_path / "a.png")
+    Image.fromarray(np.ascontiguousarray(image[:, ::-1])).save(tmp_path / "b.png")
+    Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(tmp_path / "grey.png")
+    (tmp_path / "photos.csv").write_text("path,age,gender\na.png,30,1\nb.png,30,1\ngrey.png,40,0\n")
+    return tmp_path / "photos.csv"
+
+
+def test_evaluate_photos_end_to_end_and_into_the_card(model_dir: Path, photo_csv: Path, tmp_path: Path, capsys):
+    import shutil
+
+    from agegender.evaluation.card import write_card
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    write_card(folder)
+    out_json = tmp_path / "photos.json"
+    args = ["evaluate", str(folder), "--photos", "--data", str(photo_csv), "--split", "all"]
+    assert main([*args, "--output", str(out_json), "--write"]) == 0
+    out = capsys.readouterr().out
+    assert "2/3 photos with an estimate" in out and "mean signed error by age band" in out
+    result = json.loads(out_json.read_text())
+    assert result["photos"] == 3 and result["estimated"] == 2
+    assert [m["reason"] for m in result["without_estimate"]] == ["no face found"]
+    stored = json.loads((folder / "metrics_photos.json").read_text())
+    (entry,) = stored.values()
+    assert entry["estimated"] == 2 and entry["overall"]["n"] == 2 and entry["bands"]["30-39"]["n"] == 2
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "## End to end on photos" in card and "| 2 / 3 |" in card
+
+
+def test_evaluate_photos_refuses_what_it_cannot_do(model_dir: Path, photo_csv: Path, capsys) -> None:
+    base = ["evaluate", str(model_dir), "--data", str(photo_csv)]
+    assert main([*base, "--write"]) == 2
+    assert "--write applies to --photos" in capsys.readouterr().err
+    assert main([*base, "--photos", "--split", "test"]) == 2  # no split file beside a bare model folder
+    assert "--split test needs a split file" in capsys.readouterr().err
+    assert main([*base, "--photos", "--data", str(photo_csv), "--split", "all"]) == 2
+    assert "--photos takes one --data" in capsys.readouterr().err
