@@ -54,6 +54,23 @@ def accuracy_line(metrics: dict[str, Any]) -> str | None:
     )
 
 
+def photos_line(stored: dict[str, Any]) -> str | None:
+    """One sentence from ``metrics_photos.json`` (``agegender evaluate --photos --write``): what a person gets on
+    whole photos; a test split's entry is preferred. None without figures."""
+    entries = [e for e in stored.values() if isinstance(e, dict) and (e.get("overall") or {}).get("n")]
+    if not entries:
+        return None
+    e = next((x for x in entries if "test split" in str(x.get("data", ""))), entries[0])
+    o, data = e["overall"], str(e.get("data", ""))
+    split = re.search(r"(\w+) split", data)
+    where = f"the {split.group(1)} split of " if split else ""
+    return (
+        f"**On whole photos** ({e['photos']} photos of {where}{Path(data.split(', ')[0]).name or 'its data'}, never "
+        f"used in training; detection, alignment and the network together): {e['estimated']} got an estimate, ages "
+        f"off by {o['mae']:.1f} years on average, gender right for {o['gender_acc']:.1%}."
+    )
+
+
 def _licence(section: str) -> str | None:
     """The card's licence terms: its bold sentences (``package`` writes the restriction in bold)."""
     bold = [b.strip() for b in re.findall(r"\*\*(.+?)\*\*", section, flags=re.S)]
@@ -67,6 +84,9 @@ def model_facts(folder: Path | None) -> str:
     lines: list[str] = []
     accuracy = accuracy_line(_read_json(folder / "metrics.json"))
     lines.append(accuracy or "**Measured accuracy:** not recorded for this model (its folder has no metrics.json).")
+    photos = photos_line(_read_json(folder / "metrics_photos.json"))
+    if photos:
+        lines.append(photos)
     try:
         sections = card_sections((folder / "MODEL_CARD.md").read_text())
     except OSError:

@@ -40,3 +40,19 @@ def test_accuracy_line_names_every_dataset_of_a_multi_dataset_evaluation():
     metrics = {"data": ["../shared/data/utkface", "data/aligned/appa_real_train"], "split": "test"}
     line = accuracy_line({**metrics, "overall": {"n": 2484, "mae": 4.5, "rmse": 6.7, "gender_acc": 0.94}})
     assert "2484 faces of the test splits of utkface and appa_real_train" in line and "[" not in line
+
+
+def test_shipped_model_facts_quote_its_figures_on_whole_photos():
+    stored = json.loads((DEFAULT_MODEL_DIR / "metrics_photos.json").read_text())
+    (test,) = [e for e in stored.values() if "test split" in e["data"]]
+    text = model_facts(DEFAULT_MODEL_DIR)
+    assert f"**On whole photos** ({test['photos']} photos of the test split of appa_real_train" in text
+    assert f"{test['estimated']} got an estimate, ages off by {test['overall']['mae']:.1f} years" in text
+    assert f"gender right for {test['overall']['gender_acc']:.1%}" in text
+
+
+def test_photos_line_needs_figures():
+    from agegender.serving.about import photos_line
+
+    assert photos_line({}) is None
+    assert photos_line({"x": {"overall": {"n": 0}}}) is None
