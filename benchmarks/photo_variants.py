@@ -25,6 +25,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from detectors import parse_spec
 from PIL import Image
 from wild_e2e import labelled_records
 
@@ -32,6 +33,7 @@ from agegender import Predictor
 from agegender.data.images import load_image
 from agegender.data.records import FaceRecord
 from agegender.evaluation.photos import evaluate_photos
+from agegender.faces import create_detector
 from agegender.inference.batch import write_result
 
 
@@ -107,13 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split-file", help="split file choosing the photos (default: all photos)")
     ap.add_argument("--split", default="val", choices=["train", "val", "test"])
     ap.add_argument("--variant", action="append", required=True, help="original, grey or scale=F (repeat)")
+    ap.add_argument("--detector", default="auto", help="NAME[:key=value,...] for every model (as detectors.py)")
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/photo_variants_val.json"))
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     for v in args.variant:
         changed(np.zeros((4, 4, 3), np.uint8), v)  # an unknown variant fails before any work
     records = labelled_records(args.data, args.split_file, args.split)
-    predictors = {m: Predictor.load(None if m == "default" else m) for m in args.models}
+    name, kwargs = parse_spec(args.detector)
+    predictors = {
+        m: Predictor.load(None if m == "default" else m, detector=create_detector(name, **kwargs)) for m in args.models
+    }
     table = []
     for variant in args.variant:
         with tempfile.TemporaryDirectory() as tmp:
@@ -124,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{variant} {model}: {row['estimated']}/{row['photos']}, MAE {_fmt(row['mae'], '.2f')}")
     command = " ".join(["python", "benchmarks/photo_variants.py", *argv])
     text = markdown(table, command)
-    write_result(args.output, {"command": command, "rows": table}, text)
+    write_result(args.output, {"command": command, "detector": args.detector, "rows": table}, text)
     print(text)
     return 0
 

@@ -337,3 +337,20 @@ def test_turned_back_inverts_the_turn() -> None:
     moved = Detection((20, 10, 40, 30), 0.99, points @ matrix[:, :2].T + matrix[:, 2])
     back = mtcnn_module._turned_back(moved, cv2.invertAffineTransform(matrix))
     assert np.allclose(back.landmarks, points, atol=1e-3) and back.width == 20 and back.score == 0.99
+
+
+@pytest.mark.parametrize("side", [100, 80])
+def test_small_photo_share_finds_a_thumbnails_face(mtcnn: MTCNNDetector, astro: np.ndarray, side: int) -> None:
+    """An 80-100 px thumbnail's face is 14-17 px, under the 20 px minimum: found only with ``small_photo_share``,
+    where the astronaut's face is (centre mapped back to the 512 px photo)."""
+    thumb = cv2.resize(astro, (side, side), interpolation=cv2.INTER_AREA)
+    assert mtcnn.detect(thumb) == []
+    (face,) = create_detector("mtcnn", small_photo_share=0.1).detect(thumb)
+    centre = np.array([(face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2]) * 512 / side
+    assert np.linalg.norm(centre - np.array([223.0, 117.0])) < 25 and 12 <= face.size < 20
+
+
+def test_small_photo_share_leaves_large_photos_alone(astro: np.ndarray) -> None:
+    """A 512 px photo's shorter side times 0.1 is above 20 px: the minimum face, and so the search, is unchanged."""
+    plain, share = create_detector("mtcnn"), create_detector("mtcnn", small_photo_share=0.1)
+    assert [d.box for d in plain.detect(astro)] == [d.box for d in share.detect(astro)]

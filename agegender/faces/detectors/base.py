@@ -29,6 +29,8 @@ __all__ = [
 
 #: Order of the five landmarks every detector reports (image-left eye first, as the viewer sees it).
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+#: The smallest face side (photo pixels) any detector is asked for: MTCNN's P-net window.
+SMALLEST_FACE = 12.0
 #: Default cap on the longer image side that detectors search at (see ``FaceDetector.detect``).
 MAX_SIDE = 1600
 
@@ -73,6 +75,9 @@ class FaceDetector(ABC):
     #: Whether :meth:`detect` may run on several images at once (shared state only in thread-safe objects,
     #: such as ONNX Runtime sessions); ``Predictor.predict_batch`` then detects images in parallel.
     thread_safe: bool = False
+    #: > 0: in a photo whose shorter side is under ``min_face_size / small_photo_share``, faces are sought down to
+    #: that share of the shorter side instead (never below :data:`SMALLEST_FACE`): a thumbnail's face is small.
+    small_photo_share: float = 0.0
 
     def __init__(
         self, min_face_size: float = 20.0, score_threshold: float = 0.5, max_side: int | None = MAX_SIDE
@@ -93,7 +98,10 @@ class FaceDetector(ABC):
         height, width = image.shape[:2]
         if min(height, width) < 2:
             return []
-        min_face = self.min_face_size / scale
+        min_face = self.min_face_size
+        if self.small_photo_share > 0:  # a small photo: faces down to that share of its shorter side (>= 12 px)
+            min_face = min(min_face, max(SMALLEST_FACE, self.small_photo_share * min(height, width) * scale))
+        min_face /= scale
         factor = 1.0 if not self.max_side else min(1.0, self.max_side / max(height, width))
         if factor < 1.0:
             size = (max(2, round(width * factor)), max(2, round(height * factor)))
