@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from detectors import parse_spec
 from PIL import Image
-from wild_e2e import labelled_records
+from wild_e2e import _fmt, labelled_records
 
 from agegender import Predictor
 from agegender.data.images import load_image
@@ -79,10 +79,6 @@ def figures(result: dict[str, Any]) -> dict[str, Any]:
         "under_20_mae": float(np.mean([abs(r["age"] - r["age_true"]) for r in young])) if young else None,
         "under_20_bias": float(np.mean([r["age"] - r["age_true"] for r in young])) if young else None,
     }
-
-
-def _fmt(v: float | None, spec: str) -> str:
-    return "-" if v is None else format(v, spec)
 
 
 def markdown(table: list[dict], command: str) -> str:
