@@ -107,3 +107,27 @@ def test_mtcnn_min_face_ratio_starts_the_pyramid_smaller(astro: np.ndarray, monk
     assert len(MTCNNDetector(min_face_ratio=0.1, second_pass=False).detect(astro)) == 1
     assert max(used) == pytest.approx(12 / 51.2) and max(plain) == pytest.approx(12 / 20)
     assert len(used) < len(plain)
+
+
+def test_a_reduced_decode_keeps_the_minimum_face_in_photo_pixels(blaze: BlazeFaceDetector) -> None:
+    """``scale`` (photo pixels per image pixel, a photo decoded at reduced size) is accepted as by MTCNN: a 40 px
+    face in an image decoded at a quarter is 160 px in the photo, so min_face_size=100 keeps it only with scale."""
+    from skimage.data import astronaut
+
+    quarter = cv2.resize(astronaut(), (128, 128), interpolation=cv2.INTER_AREA)  # the face: ~25 px
+    picky = create_detector("blazeface", model=blaze.model, min_face_size=50)
+    assert picky.detect(quarter) == []
+    (face,) = picky.detect(quarter, 4.0)
+    assert 15 <= face.size <= 40  # boxes stay in image pixels
+
+
+def test_threads_detect_at_once_with_the_same_answers(blaze: BlazeFaceDetector) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skimage.data import astronaut
+
+    images = [astronaut(), np.ascontiguousarray(astronaut()[:, ::-1]), cv2.resize(astronaut(), (256, 256))] * 2
+    alone = [[(d.box, d.score) for d in blaze.detect(im)] for im in images]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda im: [(d.box, d.score) for d in blaze.detect(im)], images))
+    assert blaze.thread_safe and together == alone and all(len(f) == 1 for f in alone)

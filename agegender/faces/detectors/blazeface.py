@@ -8,6 +8,7 @@ it, refines it and places the five landmarks exactly as MTCNN would. Models: ``m
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -82,6 +83,7 @@ class BlazeFaceDetector(FaceDetector):
     """
 
     name = "blazeface"
+    thread_safe = True  # one OpenCV net per thread (``_net``); O-net and the fallback are MTCNN's sessions
 
     def __init__(
         self,
@@ -105,19 +107,26 @@ class BlazeFaceDetector(FaceDetector):
         self.blaze_threshold = float(blaze_threshold)
         self.fallback = fallback
         self.onet_passes = max(1, int(onet_passes))
-        self._net = cv2.dnn.readNetFromTFLite(str(path))
-        self._outputs = list(self._net.getUnconnectedOutLayersNames())
+        self._path = str(path)
+        self._local = threading.local()  # a cv2.dnn.Net keeps per-call state: one net per thread
+        self._outputs = list(self._net().getUnconnectedOutLayersNames())
         self._anchors = _anchors(self.input_side, strides, per_cell)
         self._mtcnn = MTCNNDetector(
             min_face_size=min_face_size, score_threshold=score_threshold, num_threads=num_threads, max_side=max_side
         )
 
-    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+    def detect(self, image_rgb: np.ndarray, scale: float = 1.0) -> list[Detection]:
         """As :meth:`FaceDetector.detect`; when no face survives O-net, MTCNN's own search (with its second pass)."""
-        found = super().detect(image_rgb)
+        found = super().detect(image_rgb, scale)
         if found or not self.fallback:
             return found
-        return self._mtcnn.detect(image_rgb)
+        return self._mtcnn.detect(image_rgb, scale)
+
+    def _net(self) -> cv2.dnn.Net:
+        net = getattr(self._local, "net", None)
+        if net is None:
+            net = self._local.net = cv2.dnn.readNetFromTFLite(self._path)
+        return net
 
     def boxes(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """BlazeFace's own boxes (x1, y1, x2, y2 in pixels) and scores, before O-net."""
@@ -129,8 +138,9 @@ class BlazeFaceDetector(FaceDetector):
         canvas = np.zeros((side, side, 3), dtype=np.uint8)
         canvas[py : py + nh, px : px + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
         blob = (canvas.astype(np.float32) * (1 / 127.5) - 1.0).transpose(2, 0, 1)[None]
-        self._net.setInput(blob)
-        scores_raw, regs = (o.reshape(len(self._anchors), -1) for o in self._net.forward(self._outputs))
+        net = self._net()
+        net.setInput(blob)
+        scores_raw, regs = (o.reshape(len(self._anchors), -1) for o in net.forward(self._outputs))
         if scores_raw.shape[1] != 1:  # output order is not guaranteed: the scores have one column
             scores_raw, regs = regs, scores_raw
         scores = 1.0 / (1.0 + np.exp(-np.clip(scores_raw[:, 0], -80, 80)))
