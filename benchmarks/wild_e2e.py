@@ -20,10 +20,10 @@ from agegender import Predictor
 from agegender.data.readers import read_dataset
 from agegender.data.records import FaceRecord
 from agegender.data.splits import split_records
-from agegender.evaluation.photos import evaluate_photos
+from agegender.evaluation.photos import SUMMARY_BANDS, evaluate_photos
 from agegender.inference.batch import write_result
 
-BANDS = ("0-12", "13-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+")
+BANDS = SUMMARY_BANDS
 
 
 def _fmt(v: float | None, spec: str) -> str:

@@ -14,7 +14,7 @@ def cmd_evaluate_photos(args: argparse.Namespace) -> int:
     from agegender.data.readers import read_dataset
     from agegender.data.splits import split_records
     from agegender.evaluation.card import CARD_FILE, write_card
-    from agegender.evaluation.evaluate import _default_split_file
+    from agegender.evaluation.evaluate import default_split_file
     from agegender.evaluation.photos import PHOTOS_FILE, evaluate_photos, format_photos, photo_summary
     from agegender.inference.predictor import Predictor
     from agegender.models.folder import DEFAULT_MODEL_DIR, read_config
@@ -33,7 +33,7 @@ def cmd_evaluate_photos(args: argparse.Namespace) -> int:
     records = [r for r in read_dataset(args.data[0], progress=False).records if r.labelled]
     split_file = None
     if args.split != "all":
-        split_file = args.split_file or _default_split_file(args.model)
+        split_file = args.split_file or default_split_file(args.model)
         if split_file is None or not Path(split_file).is_file():
             raise ConfigError(f"--split {args.split} needs a split file: none given or found beside the model")
         records = split_records(records, split_file)[args.split]
@@ -41,8 +41,8 @@ def cmd_evaluate_photos(args: argparse.Namespace) -> int:
         raise ConfigError(f"no labelled photos in the {args.split} split of {args.data[0]}")
     predictor = Predictor.load(args.model)
     result = evaluate_photos(predictor, records)
-    where = f"{args.data[0]}, {args.split} split" + (f" of {split_file}" if split_file else "")
-    summary = photo_summary(result, where)
+    summary = photo_summary(result, args.data[0], args.split, split_file and str(split_file))
+    where = summary["data"]
     print(format_photos(summary))
     saved = []
     if args.output:

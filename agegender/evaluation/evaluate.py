@@ -22,7 +22,7 @@ from agegender.models.folder import DEFAULT_MODEL_DIR
 log = logging.getLogger(__name__)
 
 
-def _default_split_file(model: str | Path | None) -> Path | None:
+def default_split_file(model: str | Path | None) -> Path | None:
     """The split a model was trained with: beside its folder (or its checkpoint's run folder)."""
     model = Path(model) if model is not None else DEFAULT_MODEL_DIR
     for cand in (model / "split.json", model.parent / "split.json", model.parent.parent / "split.json"):
@@ -76,7 +76,7 @@ def run_evaluation(
         if not recs:
             raise DataError(f"{d}: no labelled images to evaluate on")
     if split != "all":
-        split_file = split_file or _default_split_file(model)
+        split_file = split_file or default_split_file(model)
         if split_file is None:
             where = ", ".join(map(str, datasets))
             log.info("note: no split file given or found next to the model; using a fresh split of %s", where)

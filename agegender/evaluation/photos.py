@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from agegender.data.images import ImageError, load_image
 from agegender.data.records import FaceRecord
+from agegender.data.splits import AGE_BANDS, age_band
 from agegender.evaluation.metrics import compute_metrics, compute_slices
 from agegender.inference.batch import main_face
 from agegender.inference.predictor import FaceResult, Predictor, split_error
@@ -124,16 +125,18 @@ def _predict_all(
 
 #: In a model folder: end-to-end figures on photos, one entry per data and split (``evaluate --photos --write``).
 PHOTOS_FILE = "metrics_photos.json"
-#: Age bands of the summary's signed errors: where a bias shows first (children, teenagers, the old).
-SUMMARY_BANDS = ("0-12", "13-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+")
+#: Age bands of the summary's signed errors (the project's bands): where a bias shows first.
+SUMMARY_BANDS = tuple(age_band(lo) for lo, _ in AGE_BANDS)
 
 
-def photo_summary(result: dict[str, Any], data: str) -> dict[str, Any]:
-    """The part of :func:`evaluate_photos`'s result a model card shows: counts, overall figures, per age band the
-    mean signed error and MAE."""
+def photo_summary(result: dict[str, Any], dataset: str, split: str, split_file: str | None = None) -> dict[str, Any]:
+    """The part of :func:`evaluate_photos`'s result a model card shows: where the photos came from, counts, overall
+    figures, per age band the mean signed error and MAE."""
     bands = result.get("slices", {}).get("age_band", {})
     return {
-        "data": data,
+        "data": f"{dataset}, {split} split" + (f" of {split_file}" if split_file else ""),
+        "dataset": dataset,
+        "split": split,
         "photos": result["photos"],
         "estimated": result["estimated"],
         "flagged": result["flagged"],

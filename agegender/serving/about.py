@@ -60,12 +60,11 @@ def photos_line(stored: dict[str, Any]) -> str | None:
     entries = [e for e in stored.values() if isinstance(e, dict) and (e.get("overall") or {}).get("n")]
     if not entries:
         return None
-    e = next((x for x in entries if "test split" in str(x.get("data", ""))), entries[0])
-    o, data = e["overall"], str(e.get("data", ""))
-    split = re.search(r"(\w+) split", data)
-    where = f"the {split.group(1)} split of " if split else ""
+    e = next((x for x in entries if x.get("split") == "test"), entries[0])
+    o, split = e["overall"], e.get("split")
+    where = (f"the {split} split of " if split else "") + (Path(str(e.get("dataset", ""))).name or "its data")
     return (
-        f"**On whole photos** ({e['photos']} photos of {where}{Path(data.split(', ')[0]).name or 'its data'}, never "
+        f"**On whole photos** ({e['photos']} photos of {where}, never "
         f"used in training; detection, alignment and the network together): {e['estimated']} got an estimate, ages "
         f"off by {o['mae']:.1f} years on average, gender right for {o['gender_acc']:.1%}."
     )
