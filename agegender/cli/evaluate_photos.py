@@ -40,7 +40,7 @@ def cmd_evaluate_photos(args: argparse.Namespace) -> int:
     if not records:
         raise ConfigError(f"no labelled photos in the {args.split} split of {args.data[0]}")
     predictor = Predictor.load(args.model)
-    result = evaluate_photos(predictor, records)
+    result = evaluate_photos(predictor, records, progress=not args.quiet)
     summary = photo_summary(result, args.data[0], args.split, split_file and str(split_file))
     where = summary["data"]
     print(format_photos(summary))

@@ -117,6 +117,7 @@ def _add_evaluate(sub) -> None:
         action="store_true",
         help="with --photos: store the figures in MODEL/metrics_photos.json and update its MODEL_CARD.md",
     )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -238,6 +239,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         split_file=args.split_file,
         batch_size=args.batch_size,
         tta=args.tta,
+        progress=not args.quiet,
     )
     for reading in ev.readings:
         if reading.excluded:

@@ -144,3 +144,13 @@ def test_evaluate_photos_refuses_what_it_cannot_do(model_dir: Path, photo_csv: P
     assert "--split test needs a split file" in capsys.readouterr().err
     assert main([*base, "--photos", "--data", str(photo_csv), "--split", "all"]) == 2
     assert "--photos takes one --data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["top", "sub"])
+def test_quiet_evaluate_draws_no_progress_bars(model_dir: Path, mixed_csv: Path, capsys, where: str) -> None:
+    """``agegender -q evaluate`` and ``agegender evaluate -q`` both keep stderr free of progress bars."""
+    args = ["evaluate", str(model_dir), "--data", str(mixed_csv), "--split", "all"]
+    args = ["-q", *args] if where == "top" else [*args, "-q"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "it/s" not in err and "predicting" not in err and "note: 3 of 9 rows were excluded:" in err

@@ -255,7 +255,8 @@ def test_yunet_missing_file_says_where_it_looked(tmp_path: Path, monkeypatch: py
 
 def test_mtcnn_second_pass_finds_a_face_that_fills_the_frame() -> None:
     """A face cropped to its edges: the first search misses it, the padded, relaxed second search finds it,
-    and its box and landmarks come back in the crop's own coordinates."""
+    and its box and landmarks come back in the crop's own coordinates. (With the default small_photo_share the
+    finer pyramid of the small-photo search finds it first.)"""
     from pathlib import Path
 
     from agegender.data.images import load_image
@@ -263,8 +264,8 @@ def test_mtcnn_second_pass_finds_a_face_that_fills_the_frame() -> None:
 
     photo = load_image(Path(__file__).resolve().parents[2] / "agegender" / "serving" / "examples" / "astronaut.jpg")
     crop = photo[70:170, 185:262]
-    assert MTCNNDetector(second_pass=False).detect(crop) == []
-    (face,) = MTCNNDetector().detect(crop)
+    assert MTCNNDetector(second_pass=False, small_photo_share=0).detect(crop) == []
+    (face,) = MTCNNDetector(small_photo_share=0).detect(crop)
     x1, y1, x2, y2 = face.box
     assert -20 < x1 < 20 and -30 < y1 < 20 and 60 < x2 < 100 and 80 < y2 < 130
     eyes = face.landmarks[:2]
@@ -344,13 +345,50 @@ def test_small_photo_share_finds_a_thumbnails_face(mtcnn: MTCNNDetector, astro: 
     """An 80-100 px thumbnail's face is 14-17 px, under the 20 px minimum: found only with ``small_photo_share``,
     where the astronaut's face is (centre mapped back to the 512 px photo)."""
     thumb = cv2.resize(astro, (side, side), interpolation=cv2.INTER_AREA)
-    assert mtcnn.detect(thumb) == []
-    (face,) = create_detector("mtcnn", small_photo_share=0.1).detect(thumb)
+    assert create_detector("mtcnn", small_photo_share=0).detect(thumb) == []
+    (face,) = mtcnn.detect(thumb)  # the default share is 0.1
     centre = np.array([(face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2]) * 512 / side
     assert np.linalg.norm(centre - np.array([223.0, 117.0])) < 25 and 12 <= face.size < 20
 
 
 def test_small_photo_share_leaves_large_photos_alone(astro: np.ndarray) -> None:
     """A 512 px photo's shorter side times 0.1 is above 20 px: the minimum face, and so the search, is unchanged."""
-    plain, share = create_detector("mtcnn"), create_detector("mtcnn", small_photo_share=0.1)
+    plain, share = create_detector("mtcnn", small_photo_share=0), create_detector("mtcnn")
     assert [d.box for d in plain.detect(astro)] == [d.box for d in share.detect(astro)]
+
+
+class _Sought(FaceDetector):
+    """Finds one 15 px face only when asked for faces under 16 px; records each search's minimum."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.sought: list[float] = []
+
+    def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:
+        self.sought.append(min_size)
+        return [Detection((10, 10, 25, 25), 0.99)] if min_size < 16 else []
+
+
+def test_small_photo_share_searches_again_only_when_nothing_was_found() -> None:
+    """The smaller minimum is a second search: it runs only after the usual one found nothing, and only in a
+    photo small enough for share x shorter side to be under the usual minimum."""
+    thumb, large = np.zeros((120, 160, 3), np.uint8), np.zeros((400, 400, 3), np.uint8)
+    plain, share = _Sought(), _Sought()
+    share.small_photo_share = 0.1
+    assert plain.detect(thumb) == [] and plain.sought == [20.0]
+    (face,) = share.detect(thumb)
+    assert face.size == 15 and share.sought == [20.0, 12.0]  # 0.1 x 120 px, raised to the 12 px floor
+    share.sought.clear()
+    assert share.detect(large) == [] and share.sought == [20.0]  # 0.1 x 400 px = 40 px: no second search
+    assert share.small_face_size(150, 200) == 15.0 and share.small_face_size(50, 50, scale=2.0) == 12.0
+
+
+def test_small_photo_share_keeps_the_answer_where_a_face_was_found(mtcnn: MTCNNDetector, astro: np.ndarray) -> None:
+    """A 150 px photo whose ~26 px face the usual search finds: the share changes nothing (same boxes and
+    landmarks), because it only searches photos where no face was found."""
+    photo = cv2.resize(astro, (150, 150), interpolation=cv2.INTER_AREA)
+    plain = create_detector("mtcnn", small_photo_share=0).detect(photo)
+    shared = mtcnn.detect(photo)
+    assert len(plain) >= 1
+    assert [d.box for d in plain] == [d.box for d in shared]
+    assert all(np.array_equal(a.landmarks, b.landmarks) for a, b in zip(plain, shared, strict=True))

@@ -75,8 +75,9 @@ class FaceDetector(ABC):
     #: Whether :meth:`detect` may run on several images at once (shared state only in thread-safe objects,
     #: such as ONNX Runtime sessions); ``Predictor.predict_batch`` then detects images in parallel.
     thread_safe: bool = False
-    #: > 0: in a photo whose shorter side is under ``min_face_size / small_photo_share``, faces are sought down to
-    #: that share of the shorter side instead (never below :data:`SMALLEST_FACE`): a thumbnail's face is small.
+    #: > 0: when the usual search finds no face in a photo whose shorter side is under
+    #: ``min_face_size / small_photo_share``, search it again for faces down to that share of the shorter side
+    #: (never below :data:`SMALLEST_FACE`): a thumbnail's face is small. Photos with a face keep their answers.
     small_photo_share: float = 0.0
 
     def __init__(
@@ -98,10 +99,23 @@ class FaceDetector(ABC):
         height, width = image.shape[:2]
         if min(height, width) < 2:
             return []
-        min_face = self.min_face_size
-        if self.small_photo_share > 0:  # a small photo: faces down to that share of its shorter side (>= 12 px)
-            min_face = min(min_face, max(SMALLEST_FACE, self.small_photo_share * min(height, width) * scale))
+        found = self._search(image, self.min_face_size, scale)
+        small = self.small_face_size(height, width, scale)
+        if not found and small < self.min_face_size:  # a thumbnail's face may be under the usual minimum
+            found = self._search(image, small, scale)
+        return found
+
+    def small_face_size(self, height: int, width: int, scale: float = 1.0) -> float:
+        """The smallest face (photo pixels) sought in a ``height`` x ``width`` image when the usual search finds
+        none: ``small_photo_share`` of the photo's shorter side, never below :data:`SMALLEST_FACE`."""
+        if self.small_photo_share <= 0:
+            return self.min_face_size
+        return min(self.min_face_size, max(SMALLEST_FACE, self.small_photo_share * min(height, width) * scale))
+
+    def _search(self, image: np.ndarray, min_face: float, scale: float) -> list[Detection]:
+        """One search for faces from ``min_face`` photo pixels up, at most ``max_side`` pixels wide, best first."""
         min_face /= scale
+        height, width = image.shape[:2]
         factor = 1.0 if not self.max_side else min(1.0, self.max_side / max(height, width))
         if factor < 1.0:
             size = (max(2, round(width * factor)), max(2, round(height * factor)))

@@ -112,7 +112,11 @@ class BlazeFaceDetector(FaceDetector):
         self._outputs = list(self._net().getUnconnectedOutLayersNames())
         self._anchors = _anchors(self.input_side, strides, per_cell)
         self._mtcnn = MTCNNDetector(
-            min_face_size=min_face_size, score_threshold=score_threshold, num_threads=num_threads, max_side=max_side
+            min_face_size=min_face_size,
+            score_threshold=score_threshold,
+            num_threads=num_threads,
+            max_side=max_side,
+            small_photo_share=self.small_photo_share,
         )
 
     def detect(self, image_rgb: np.ndarray, scale: float = 1.0) -> list[Detection]:
