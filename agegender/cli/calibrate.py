@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from agegender.cli.argtypes import positive_int
-from agegender.errors import EXIT_CODES_HELP
+from agegender.errors import EXIT_CODES_HELP, ConfigError
 
 
 def add_parser(sub) -> None:
@@ -24,7 +24,13 @@ def add_parser(sub) -> None:
         epilog=EXIT_CODES_HELP,
     )
     p.add_argument("model", help="model folder")
-    p.add_argument("--data", required=True, help="labelled photos (folder with labels.csv, manifest, ...)")
+    p.add_argument("--data", help="labelled photos (folder with labels.csv, manifest, ...)")
+    p.add_argument(
+        "--factors-from",
+        metavar="MODEL",
+        help="instead of fitting, store MODEL's factors (e.g. for a refit on train + val: the same recipe"
+        " without val, calibrated on val); measure their coverage with agegender evaluate --photos",
+    )
     p.add_argument("--split-file", help="choose photos by this split file (e.g. the run's split.json)")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument(
@@ -48,6 +54,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from agegender.utils.io import ensure_writable, raise_if_unsaved, write_text_output
 
     read_config(args.model)  # a clear error now for a folder that is not a model
+    if args.factors_from:
+        return _copy_factors(args)
+    if not args.data:
+        raise ConfigError("give --data (labelled photos to fit on) or --factors-from MODEL")
     if args.output:
         ensure_writable(args.output)
     if args.write:
@@ -72,4 +82,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if (Path(args.model) / CARD_FILE).is_file():  # the card describes the intervals: keep it in step
             print(f"updated {write_card(args.model)}")
     raise_if_unsaved(saved)
+    return 0
+
+
+def _copy_factors(args: argparse.Namespace) -> int:
+    from agegender.evaluation.card import CARD_FILE, write_card
+    from agegender.evaluation.fit_calibration import copy_calibration
+    from agegender.models.folder import read_config
+
+    if args.data or args.output or not args.write:
+        raise ConfigError("--factors-from copies factors: give it with --write, without --data or --output")
+    read_config(args.factors_from)
+    print(f"wrote the factors of {args.factors_from} to {copy_calibration(args.model, args.factors_from)}")
+    if (Path(args.model) / CARD_FILE).is_file():
+        print(f"updated {write_card(args.model)}")
     return 0

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from agegender.data.images import ImageError, load_image
 from agegender.data.records import FaceRecord
+from agegender.errors import ConfigError
 from agegender.inference.batch import main_face
 from agegender.inference.calibration import INTERVAL_LEVEL, central_z, fit_interval_scale, interval_coverage
 from agegender.inference.predictor import Predictor
@@ -166,20 +167,40 @@ def calibrate(rows: list[dict], level: float = INTERVAL_LEVEL) -> dict[str, Any]
 
 def write_calibration(model_dir: str | Path, result: dict[str, Any], fitted_on: str) -> Path:
     """Store the factors in ``config.json`` (atomically), where prediction reads them."""
+    return _store(
+        model_dir,
+        {
+            "interval_scale": deepcopy(result["interval_scale"]),
+            "level": result["level"],
+            "fitted_on": fitted_on,
+            "coverage_cross_validated": {
+                k: v["coverage"] for k, v in result["coverage_cross_validated"].items() if v["coverage"] is not None
+            },
+        },
+    )
+
+
+def _store(model_dir: str | Path, calibration: dict[str, Any]) -> Path:
     path = Path(model_dir) / "config.json"
     config = json.loads(path.read_text())
-    config["calibration"] = {
-        "interval_scale": deepcopy(result["interval_scale"]),
-        "level": result["level"],
-        "fitted_on": fitted_on,
-        "coverage_cross_validated": {
-            k: v["coverage"] for k, v in result["coverage_cross_validated"].items() if v["coverage"] is not None
-        },
-    }
+    config["calibration"] = calibration
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(config, indent=2) + "\n")
     tmp.replace(path)
     return path
+
+
+def copy_calibration(model_dir: str | Path, source_dir: str | Path) -> Path:
+    """Store ``source_dir``'s factors in ``model_dir``'s config.json (atomically).
+
+    For a final refit on train + val: its validation photos are no longer held out, so factors fitted on them
+    would be too narrow; the same recipe trained without them was calibrated on them and lends its factors.
+    """
+    source = json.loads((Path(source_dir) / "config.json").read_text()).get("calibration")
+    if not source:
+        raise ConfigError(f"{source_dir} has no calibration to copy (run agegender calibrate on it first)")
+    fitted_on = f"{source.get('fitted_on', '?')}, for the model in {source_dir} (copied)"
+    return _store(model_dir, {**deepcopy(source), "fitted_on": fitted_on})
 
 
 def format_calibration(result: dict[str, Any]) -> str:

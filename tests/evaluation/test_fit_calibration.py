@@ -92,3 +92,44 @@ def test_cli_calibrate_reports_and_writes(tmp_path: Path, capsys):
     result = json.loads((tmp_path / "c.json").read_text())
     assert result["faces"] == 3  # the photo, its shrunk and its blurred copy all got an estimate
     assert "calibration" in json.loads((model / "config.json").read_text())
+
+
+def test_cli_calibrate_copies_factors_from_another_model(tmp_path: Path, capsys):
+    """A refit on train + val borrows the factors of the same recipe calibrated on val: prediction then widens
+    its intervals by them, and the card says where they came from."""
+    source, refit = tmp_path / "source", tmp_path / "refit"
+    shutil.copytree(DEFAULT_MODEL_DIR, source)
+    shutil.copytree(DEFAULT_MODEL_DIR, refit)
+    write_calibration(source, calibrate(_rows(100, 0.5, [], 5) + _rows(100, 2.0, ["small"], 6)), "synthetic rows")
+    config = json.loads((refit / "config.json").read_text())
+    config.pop("calibration", None)
+    (refit / "config.json").write_text(json.dumps(config))
+    assert main(["calibrate", str(refit), "--factors-from", str(source), "--write"]) == 0
+    assert "wrote the factors" in capsys.readouterr().out
+    copied = json.loads((refit / "config.json").read_text())["calibration"]
+    expected = json.loads((source / "config.json").read_text())["calibration"]
+    assert copied["interval_scale"] == expected["interval_scale"]
+    assert copied["fitted_on"].startswith("synthetic rows, for the model in") and "(copied)" in copied["fitted_on"]
+    assert "synthetic rows, for the model in" in (refit / "MODEL_CARD.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "extra", [[], ["--write", "--data", "x"], ["--factors-from", "SRC"], ["--factors-from", "NOCAL", "--write"]]
+)
+def test_cli_calibrate_refuses_unclear_requests(tmp_path: Path, capsys, extra: list[str]):
+    """No --data and no --factors-from, --factors-from with --data or without --write, or a source without
+    factors: exit 2 with a message, and the model's config is untouched."""
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, model)
+    nocal = tmp_path / "nocal"
+    shutil.copytree(DEFAULT_MODEL_DIR, nocal)
+    config = json.loads((nocal / "config.json").read_text())
+    config.pop("calibration", None)
+    (nocal / "config.json").write_text(json.dumps(config))
+    before = (model / "config.json").read_text()
+    extra = [{"SRC": str(DEFAULT_MODEL_DIR), "NOCAL": str(nocal)}.get(a, a) for a in extra]
+    if "--data" in extra:
+        extra += ["--factors-from", str(DEFAULT_MODEL_DIR)]
+    assert main(["calibrate", str(model), *extra]) == 2
+    assert "error" in capsys.readouterr().err.lower()
+    assert (model / "config.json").read_text() == before
