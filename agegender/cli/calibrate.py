@@ -88,11 +88,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def _copy_factors(args: argparse.Namespace) -> int:
     from agegender.evaluation.card import CARD_FILE, write_card
     from agegender.evaluation.fit_calibration import copy_calibration
-    from agegender.models.folder import read_config
 
     if args.data or args.output or not args.write:
         raise ConfigError("--factors-from copies factors: give it with --write, without --data or --output")
-    read_config(args.factors_from)
     print(f"wrote the factors of {args.factors_from} to {copy_calibration(args.model, args.factors_from)}")
     if (Path(args.model) / CARD_FILE).is_file():
         print(f"updated {write_card(args.model)}")

@@ -28,6 +28,7 @@ from agegender.errors import ConfigError
 from agegender.inference.batch import main_face
 from agegender.inference.calibration import INTERVAL_LEVEL, central_z, fit_interval_scale, interval_coverage
 from agegender.inference.predictor import Predictor
+from agegender.models.folder import read_config
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ def copy_calibration(model_dir: str | Path, source_dir: str | Path) -> Path:
     For a final refit on train + val: its validation photos are no longer held out, so factors fitted on them
     would be too narrow; the same recipe trained without them was calibrated on them and lends its factors.
     """
-    source = json.loads((Path(source_dir) / "config.json").read_text()).get("calibration")
+    source = read_config(source_dir).get("calibration")  # a clear error for a folder that is not a model
     if not source:
         raise ConfigError(f"{source_dir} has no calibration to copy (run agegender calibrate on it first)")
     fitted_on = f"{source.get('fitted_on', '?')}, for the model in {source_dir} (copied)"

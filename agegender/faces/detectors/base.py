@@ -100,10 +100,10 @@ class FaceDetector(ABC):
         if min(height, width) < 2:
             return []
         found = self._search(image, self.min_face_size, scale)
-        small = self.small_face_size(height, width, scale)
-        if not found and small < self.min_face_size:  # a thumbnail's face may be under the usual minimum
-            found = self._search(image, small, scale)
-        return found
+        if found:
+            return found
+        small = self.small_face_size(height, width, scale)  # a thumbnail's face may be under the usual minimum
+        return self._search(image, small, scale) if small < self.min_face_size else []
 
     def small_face_size(self, height: int, width: int, scale: float = 1.0) -> float:
         """The smallest face (photo pixels) sought in a ``height`` x ``width`` image when the usual search finds
