@@ -95,6 +95,13 @@ def add_parser(sub) -> None:
     )
     k.add_argument("--output", required=True, help="model folder to write (e.g. agegender/models/default)")
     k.add_argument("--report", help="also write the evaluation report (plots) here")
+    k.add_argument(
+        "--age-temperature",
+        type=float,
+        metavar="T",
+        help="read the age from softmax(logits / T) (distribution head; T < 1: closer to the peak, less pull toward"
+        " common ages); choose T on validation with benchmarks/age_decoding.py",
+    )
     k.set_defaults(func=cmd_package)
 
     w = sub.add_parser(
@@ -290,6 +297,6 @@ def cmd_package(args: argparse.Namespace) -> int:
     from agegender.training.package import package_run
 
     data = args.data[0] if len(args.data) == 1 else args.data
-    result = package_run(args.run, data, args.output, args.report)
+    result = package_run(args.run, data, args.output, args.report, age_temperature=args.age_temperature)
     print(f"wrote {args.output}: test {format_metrics(result['overall'])}")
     return 0

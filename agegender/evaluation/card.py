@@ -35,7 +35,7 @@ HEAD = """# Model card: {name}
 ## What it is
 Age (years, with an 80% interval from a 101-bin age distribution) and binary gender estimation from a face
 crop framed like UTKFace's "aligned & cropped" chips (`agegender.faces` detects and aligns photos to that framing).
-Backbone `{backbone}` at {size}x{size} px, age head `{age_head}`, gender head `{gender_head}`{params}.
+Backbone `{backbone}` at {size}x{size} px, age head `{age_head}`, gender head `{gender_head}`{params}.{readout}
 Files: `model.safetensors` (PyTorch weights), `model.onnx` (the same network, ONNX Runtime), `config.json`
 (architecture, preprocessing, label conventions, interval calibration, file digests), `split.json` (the split used).
 
@@ -242,6 +242,17 @@ def _photos(stored: dict) -> str:
     )
 
 
+def _readout(model: dict) -> str:
+    t = float(model.get("age_temperature", 1.0))
+    if model.get("age_head") != "distribution" or t == 1.0:
+        return ""
+    return (
+        f"\nThe age is the mean of the sharpened distribution softmax(logits / {t:g}), closer to its peak than"
+        " the plain mean (less pull toward the common ages); the interval uses the spread of the distribution"
+        " itself."
+    )
+
+
 def render_card(folder: str | Path, name: str = "agegender default", params: float | None = None) -> str:
     """The card's text for ``folder`` (config.json required; metrics.json and split.json used when present)."""
     folder = Path(folder)
@@ -256,6 +267,7 @@ def render_card(folder: str | Path, name: str = "agegender default", params: flo
             age_head=m["age_head"],
             gender_head=m["gender_head"],
             params=f"; {params:.2f} M parameters" if params else "",
+            readout=_readout(m),
         ),
         _training(cfg, _split_counts(folder)),
     ]

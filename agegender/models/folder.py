@@ -210,6 +210,14 @@ def load_checkpoint_net(path: str | Path) -> AgeGenderNet:
 # ------------------------------------------------------------------------------------- folder integrity
 
 WEIGHT_FILES = ("model.safetensors", "model.onnx")
+#: The ``files`` entry that fingerprints config.json's ``model`` settings: model.onnx has them baked in (the
+#: age read-out, for one), so a hand-edited setting would make the two backends answer differently.
+MODEL_SETTINGS = "config.json:model"
+
+
+def settings_digest(config: dict) -> str:
+    """Digest of a config's ``model`` settings (key order does not matter)."""
+    return hashlib.sha256(json.dumps(config.get("model"), sort_keys=True).encode()).hexdigest()[:32]
 
 
 def file_digest(path: str | Path) -> str:
@@ -228,6 +236,7 @@ def record_fingerprints(folder: str | Path) -> dict[str, str]:
     folder = Path(folder)
     config = read_config(folder)
     config["files"] = {n: file_digest(folder / n) for n in WEIGHT_FILES if (folder / n).is_file()}
+    config["files"][MODEL_SETTINGS] = settings_digest(config)
     tmp = folder / f".config.json.{uuid.uuid4().hex[:8]}.tmp"
     tmp.write_text(json.dumps(config, indent=2) + "\n")
     tmp.replace(folder / "config.json")
@@ -238,12 +247,15 @@ def check_fingerprints(folder: str | Path, config: dict | None = None) -> None:
     """Refuse a folder whose weight files are not the ones recorded together (e.g. ``model.safetensors``
     replaced but ``model.onnx`` left from another model: the two backends would then disagree silently)."""
     folder = Path(folder)
-    recorded = (config if config is not None else read_config(folder)).get("files") or {}
+    config = config if config is not None else read_config(folder)
+    recorded = config.get("files") or {}
     changed = [n for n, d in recorded.items() if (folder / n).is_file() and file_digest(folder / n) != d]
+    if MODEL_SETTINGS in recorded and recorded[MODEL_SETTINGS] != settings_digest(config):
+        changed.append("the model settings in config.json")
     if changed:
         raise ModelFolderError(
-            f"{folder}: {', '.join(changed)} changed since the folder was written, so model.onnx and "
-            "model.safetensors may hold different models; re-export with `agegender export "
+            f"{folder}: {', '.join(changed)} changed since the folder was written, so model.onnx may not"
+            " answer as model.safetensors and config.json say; re-export with `agegender export "
             f"{folder}` (which records them anew) or restore the folder"
         )
 

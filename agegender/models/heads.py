@@ -53,12 +53,29 @@ class AgeRegressionHead(nn.Module):
 
 
 class AgeDistributionHead(nn.Module):
-    """Logits over integer ages 0..num_bins-1; prediction is the expectation, the spread its std."""
+    """Logits over integer ages 0..num_bins-1; the answer is the expectation, the spread the std.
+
+    ``temperature`` < 1 reads the answer from the sharpened distribution ``softmax(logits / T)``: closer to
+    its peak, where the mean of a wide distribution is pulled toward the common ages (teenagers read older,
+    the old younger; benchmarks/age_decoding.py). The spread is always that of the distribution itself
+    (T = 1), the one the interval calibration is fitted on.
+    """
 
     kind = "distribution"
 
-    def __init__(self, in_features: int, hidden: int, dropout: float, layers: int = 1, num_bins: int = 101):
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int,
+        dropout: float,
+        layers: int = 1,
+        num_bins: int = 101,
+        temperature: float = 1.0,
+    ) -> None:
         super().__init__()
+        if not temperature > 0:
+            raise ConfigError(f"age_temperature must be > 0, got {temperature!r}")
+        self.temperature = float(temperature)
         self.body, width = mlp(in_features, hidden, dropout, layers)
         self.out = nn.Linear(width, num_bins)
         self.register_buffer("ages", torch.arange(num_bins, dtype=torch.float32), persistent=False)
@@ -67,9 +84,12 @@ class AgeDistributionHead(nn.Module):
         return self.out(self.body(f))
 
     def decode(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        p = F.softmax(raw.float(), dim=1)
+        raw = raw.float()
+        p = F.softmax(raw, dim=1)
         mean = p @ self.ages
         var = p @ (self.ages**2) - mean**2
+        if self.temperature != 1.0:
+            mean = F.softmax(raw / self.temperature, dim=1) @ self.ages
         return mean, var.clamp_min(0).sqrt()
 
 

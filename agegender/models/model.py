@@ -27,6 +27,9 @@ class ModelConfig:
     dropout: float = 0.3
     attention: bool | None = None  # None: the backbone's reference design
     num_bins: int = 101
+    # Distribution head only: the answer is the mean of softmax(logits / age_temperature); < 1 reads closer to
+    # the peak (see AgeDistributionHead). A read-out setting, not architecture: the weights do not depend on it.
+    age_temperature: float = 1.0
     mean: list[float] | None = None  # None: the backbone's normalisation
     std: list[float] | None = None
     extra: dict = field(default_factory=dict)
@@ -51,9 +54,11 @@ class AgeGenderNet(nn.Module):
         self.neck = FeatureAttention(bb.num_features) if use_attention else nn.Identity()
         if cfg.age_head == "distribution":
             self.age_head: nn.Module = AgeDistributionHead(
-                bb.num_features, cfg.hidden, cfg.dropout, cfg.head_layers, cfg.num_bins
+                bb.num_features, cfg.hidden, cfg.dropout, cfg.head_layers, cfg.num_bins, cfg.age_temperature
             )
         elif cfg.age_head == "regression":
+            if cfg.age_temperature != 1.0:
+                raise ConfigError("age_temperature applies to the distribution age head only, not to regression")
             self.age_head = AgeRegressionHead(bb.num_features, cfg.hidden, cfg.dropout, cfg.head_layers)
         else:
             raise ConfigError(f"age head must be 'distribution' or 'regression', got {cfg.age_head!r}")

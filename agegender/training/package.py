@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from agegender.errors import ConfigError
 from agegender.evaluation.card import write_card
 from agegender.evaluation.evaluate import run_evaluation
 from agegender.evaluation.report import write_report
@@ -40,16 +41,31 @@ def _record_init_recipe(folder: Path) -> None:
     atomic_write_text(path, json.dumps(cfg, indent=2) + "\n")
 
 
+def _set_age_temperature(folder: Path, temperature: float) -> None:
+    """Store the age read-out temperature in the copied config, before the network is built and exported."""
+    path = folder / "config.json"
+    cfg = json.loads(path.read_text())
+    if cfg["model"].get("age_head") != "distribution":
+        raise ConfigError("--age-temperature applies to a distribution age head only")
+    if not temperature > 0:
+        raise ConfigError(f"--age-temperature must be > 0, got {temperature}")
+    cfg["model"]["age_temperature"] = float(temperature)
+    atomic_write_text(path, json.dumps(cfg, indent=2) + "\n")
+
+
 def package_run(
     run_dir: str | Path,
     data: str | Path | Sequence[str | Path],
     out_dir: str | Path,
     report_dir: str | Path | None = None,
     name: str = "agegender default",
+    age_temperature: float | None = None,
 ) -> dict:
     """Copy ``<run>/model`` to ``out_dir``, add ONNX, split.json, test metrics and MODEL_CARD.md.
 
     ``data``: the dataset(s) it was trained on; several give test figures overall and per dataset.
+    ``age_temperature``: the age read-out (see ``AgeDistributionHead``) to ship instead of the run's own;
+    choose it on validation (benchmarks/age_decoding.py), as the test figures are written here.
     """
     run, out = Path(run_dir), Path(out_dir)
     read_config(run / "model")  # a clear error when run is not a finished run folder
@@ -66,6 +82,8 @@ def package_run(
             shutil.copy2(run / "model" / f, folder / f)
         shutil.copy2(run / "split.json", folder / "split.json")
         _record_init_recipe(folder)
+        if age_temperature is not None:
+            _set_age_temperature(folder, age_temperature)
         net = load_model_folder(folder)
         export_onnx(net, folder / ONNX_FILE)
         record_fingerprints(folder)

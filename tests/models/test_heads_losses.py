@@ -35,6 +35,31 @@ def test_expectation_and_std_of_handmade_logits():
     torch.testing.assert_close(std, torch.tensor([0.0, 10.0, 0.0, 0.0, uniform_std]), atol=1e-2, rtol=1e-4)
 
 
+def test_temperature_reads_the_age_nearer_the_peak_and_keeps_the_spread():
+    # A skewed distribution: a peak at 16 with a long tail into the twenties, as for a teenager.
+    logits = torch.full((1, 101), NEG)
+    logits[0, 16], logits[0, 17:30] = 2.0, 0.0
+    plain, sharp, near_mode = (AgeDistributionHead(8, 0, 0.0, temperature=t) for t in (1.0, 0.5, 0.05))
+    (m1, s1), (m2, s2), (m3, s3) = plain.decode(logits), sharp.decode(logits), near_mode.decode(logits)
+    assert 16 <= m3.item() < m2.item() < m1.item()  # lower temperature: closer to the peak at 16
+    assert m3.item() == pytest.approx(16.0, abs=0.01)
+    torch.testing.assert_close(s2, s1)
+    torch.testing.assert_close(s3, s1)
+    # A symmetric distribution keeps its answer at any temperature.
+    torch.testing.assert_close(sharp.decode(_peaks(20, 40))[0], torch.tensor([30.0]))
+
+
+@pytest.mark.parametrize("t", [0.0, -1.0])
+def test_temperature_must_be_positive(t: float):
+    with pytest.raises(ValueError, match="age_temperature"):
+        AgeDistributionHead(8, 0, 0.0, temperature=t)
+
+
+def test_temperature_is_refused_for_a_regression_head():
+    with pytest.raises(ValueError, match="distribution age head only"):
+        build_model({"backbone": "scratch_cnn", "age_head": "regression", "age_temperature": 0.5})
+
+
 def test_distribution_head_shapes_and_half_precision_decode():
     head = AgeDistributionHead(12, 6, 0.0, num_bins=31).eval()
     raw = head(torch.randn(4, 12))

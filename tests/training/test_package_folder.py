@@ -9,11 +9,12 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from agegender.cli.main import main
 from agegender.inference.predictor import Predictor
-from agegender.models.folder import ModelFolderError, check_fingerprints
+from agegender.models.folder import MODEL_SETTINGS, ModelFolderError, check_fingerprints
 from agegender.training.config import load_recipe
 from agegender.training.package import package_run
 from agegender.training.train import fit
@@ -43,7 +44,7 @@ def test_package_writes_a_consistent_folder_and_replaces_it_whole(two_runs, utk_
     out = tmp_path / "model"
     package_run(first, utk_dir, out)
     config = json.loads((out / "config.json").read_text())
-    assert set(config["files"]) == {"model.safetensors", "model.onnx"}
+    assert set(config["files"]) == {"model.safetensors", "model.onnx", MODEL_SETTINGS}
     assert (out / "MODEL_CARD.md").is_file() and json.loads((out / "metrics.json").read_text())["model"] == str(out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     # A package that fails half-way (here: its data is gone) leaves the old folder exactly as it was.
@@ -66,3 +67,49 @@ def test_mismatched_weight_files_are_refused_until_re_exported(two_runs, utk_dir
             Predictor.load(out, backend=backend)
     assert main(["export", str(out)]) == 0  # records the pair anew
     Predictor.load(out, backend="onnx")
+
+
+def _batch(size: int) -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(4, 3, size, size)).astype(np.float32)
+
+
+def test_package_with_an_age_temperature_ships_it_in_both_backends(two_runs, utk_dir, tmp_path):
+    first, _ = two_runs
+    plain, sharp = tmp_path / "plain", tmp_path / "sharp"
+    package_run(first, utk_dir, plain)
+    package_run(first, utk_dir, sharp, age_temperature=0.3)
+    config = json.loads((sharp / "config.json").read_text())
+    assert config["model"]["age_temperature"] == 0.3
+    assert "softmax(logits / 0.3)" in (sharp / "MODEL_CARD.md").read_text()
+    assert "softmax(logits" not in (plain / "MODEL_CARD.md").read_text()
+    results = {}
+    for folder in (plain, sharp):
+        for backend in ("onnx", "torch"):
+            engine = Predictor.load(folder, backend=backend).engine
+            results[folder.name, backend] = engine.run(_batch(engine.pre.size))
+    for name in ("plain", "sharp"):  # the ONNX graph carries the read-out: both backends agree
+        for a, b in zip(results[name, "onnx"], results[name, "torch"], strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-3)
+    age_plain, std_plain, pf_plain = results["plain", "torch"]
+    age_sharp, std_sharp, pf_sharp = results["sharp", "torch"]
+    assert np.abs(age_sharp - age_plain).max() > 1e-3  # another answer ...
+    np.testing.assert_allclose(std_sharp, std_plain, rtol=1e-5)  # ... with the same spread and gender
+    np.testing.assert_allclose(pf_sharp, pf_plain, rtol=1e-5)
+
+
+def test_a_hand_edited_read_out_is_refused_until_re_exported(two_runs, utk_dir, tmp_path):
+    out = tmp_path / "model"
+    package_run(two_runs[0], utk_dir, out)
+    config = json.loads((out / "config.json").read_text())
+    config["model"]["age_temperature"] = 0.5  # model.onnx still reads the plain mean
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFolderError, match="model settings"):
+        Predictor.load(out, backend="onnx")
+    assert main(["export", str(out)]) == 0
+    Predictor.load(out, backend="onnx")
+
+
+def test_package_refuses_a_bad_temperature(two_runs, utk_dir, tmp_path):
+    with pytest.raises(ValueError, match="> 0"):
+        package_run(two_runs[0], utk_dir, tmp_path / "model", age_temperature=0.0)
+    assert not (tmp_path / "model").exists()

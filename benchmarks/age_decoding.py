@@ -1,0 +1,143 @@
+"""How the age is read off the 101-bin distribution: mean (shipped), median, mode, or a sharpened mean.
+
+The DLDL head gives a distribution over ages; the shipped model answers its mean. For a teenager whose
+distribution has a long tail into the twenties, the mean sits above the median and the mode, so the choice
+of read-out moves the per-band bias that issue #17 targets. Validation split only.
+
+    python benchmarks/age_decoding.py agegender/models/default \
+        --data ../shared/data/utkface --data data/aligned/appa_real_train \
+        --output benchmarks/results/age_decoding_val.json
+
+Writes JSON and a markdown table (overall and per source: MAE, and mean signed error per age band).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agegender.data.dataset import decode_all
+from agegender.data.names import dataset_name, unique_names
+from agegender.data.readers import read_dataset
+from agegender.data.splits import AGE_BANDS, age_band, split_sources
+from agegender.evaluation.evaluate import default_split_file
+from agegender.inference.engine import load_net
+from agegender.inference.preprocess import Preprocessor
+
+TEMPERATURES = (0.8, 0.6, 0.4, 0.25, 0.1)
+WINDOWS = (3, 6)
+BANDS = [age_band(lo) for lo, _ in AGE_BANDS]
+
+
+def age_logits(net, crops: list[np.ndarray], batch_size: int = 128) -> np.ndarray:
+    """Raw age-head logits (N, bins) for aligned crops."""
+    pre = Preprocessor(net.input_size, net.mean, net.std)
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(crops), batch_size):
+            x = torch.from_numpy(pre(crops[start : start + batch_size]))
+            out.append(net(x)["age"].float().numpy())
+    return np.concatenate(out)
+
+
+def read_outs(logits: np.ndarray) -> dict[str, np.ndarray]:
+    """Every read-out of the distribution, keyed by name."""
+    ages = np.arange(logits.shape[1], dtype=np.float64)
+    z = logits - logits.max(1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(1, keepdims=True)
+    cdf = np.cumsum(p, 1)
+    idx = (cdf < 0.5).sum(1)
+    lo = np.where(idx > 0, cdf[np.arange(len(p)), np.maximum(idx - 1, 0)], 0.0)
+    hi = cdf[np.arange(len(p)), idx]
+    median = idx - 0.5 + (0.5 - lo) / np.maximum(hi - lo, 1e-12)  # linear within the bin [idx-0.5, idx+0.5]
+    out = {"mean (shipped)": p @ ages, "median": median, "mode": p.argmax(1).astype(float)}
+    for t in TEMPERATURES:
+        q = np.exp(z / t)
+        q /= q.sum(1, keepdims=True)
+        out[f"mean, temperature {t}"] = q @ ages
+    mode = p.argmax(1)
+    for w in WINDOWS:
+        near = np.abs(ages[None, :] - mode[:, None]) <= w
+        q = p * near
+        out[f"mean within {w} years of the mode"] = (q @ ages) / q.sum(1)
+    return out
+
+
+def figures(age_true: np.ndarray, age_pred: np.ndarray) -> dict:
+    """MAE overall and (mean signed error, MAE, n) per age band."""
+    bands = np.array([age_band(a) for a in age_true])
+    per = {}
+    for band in BANDS:
+        m = bands == band
+        if m.any():
+            err = age_pred[m] - age_true[m]
+            per[band] = {"n": int(m.sum()), "bias": float(err.mean()), "mae": float(np.abs(err).mean())}
+    return {"n": len(age_true), "mae": float(np.abs(age_pred - age_true).mean()), "bands": per}
+
+
+def cell(band: dict | None) -> str:
+    return "-" if band is None else f"{band['bias']:+.1f} / {band['mae']:.1f}"
+
+
+def markdown(result: dict, command: str) -> str:
+    bands = BANDS
+    lines = [f"Age read-outs on validation chips (`{command}`). Cells: mean signed error / MAE (years).", ""]
+    for source, rows in result["sources"].items():
+        n = next(iter(rows.values()))["n"]
+        lines += [f"**{source}** ({n} faces)", "", "| read-out | MAE | " + " | ".join(bands) + " |"]
+        lines.append("|---" * (len(bands) + 2) + "|")
+        for name, f in rows.items():
+            cells = [cell(f["bands"].get(b)) for b in bands]
+            lines.append(f"| {name} | {f['mae']:.3f} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", type=Path)
+    ap.add_argument("--data", action="append", required=True, help="a labelled dataset (repeat for several)")
+    ap.add_argument("--split-file", type=Path, default=None, help="default: the model's split.json")
+    ap.add_argument("--split", default="val", choices=("val", "test"))
+    ap.add_argument("--output", type=Path, default=Path("benchmarks/results/age_decoding_val.json"))
+    argv = sys.argv[1:] if argv is None else argv
+    args = ap.parse_args(argv)
+    names = unique_names([dataset_name(d) for d in args.data])
+    by_source = {
+        n: [r for r in read_dataset(d, progress=False).records if r.labelled]
+        for n, d in zip(names, args.data, strict=True)
+    }
+    parts = split_sources(by_source, args.split_file or default_split_file(args.model))
+    net, _ = load_net(args.model)
+    net.eval()
+    result: dict = {"model": str(args.model), "data": args.data, "split": args.split, "sources": {}}
+    everything: dict[str, list] = {}
+    for name in names:
+        records = parts[name][args.split]
+        age_true = np.array([r.age for r in records], dtype=float)
+        logits = age_logits(net, list(decode_all(records, net.input_size, progress=True)))
+        outs = read_outs(logits)
+        result["sources"][name] = {k: figures(age_true, v) for k, v in outs.items()}
+        for k, v in outs.items():
+            everything.setdefault(k, []).append((age_true, v))
+    if len(names) > 1:
+        result["sources"] = {
+            "all": {k: figures(*(np.concatenate(c) for c in zip(*v, strict=True))) for k, v in everything.items()},
+            **result["sources"],
+        }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+    command = "python benchmarks/age_decoding.py " + " ".join(argv)
+    args.output.with_suffix(".md").write_text(markdown(result, command))
+    print(markdown(result, command))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
