@@ -329,11 +329,45 @@ def _maybe_reexec_with_tcmalloc(argv: list[str]) -> None:
     os.execve(sys.executable, [sys.executable, "-m", "agegender.cli.main", *argv], env)
 
 
+class PipeSafeStdout:
+    """stdout that outlives its reader (``agegender evaluate ... | head -1``): once the pipe is closed, the rest
+    of the printed text goes to /dev/null and the command carries on, so the files it writes are not lost and
+    no BrokenPipeError traceback is printed."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _divert(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())  # the buffered text then flushes into /dev/null
+        finally:
+            os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._divert()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._divert()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # run as a program (not called from Python): training may restart itself with tcmalloc
         argv = sys.argv[1:]
         if argv[:1] == ["train"]:
             _maybe_reexec_with_tcmalloc(argv)
+        if not isinstance(sys.stdout, PipeSafeStdout) and sys.stdout is not None:
+            sys.stdout = PipeSafeStdout(sys.stdout)
     _load_extra_commands()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)

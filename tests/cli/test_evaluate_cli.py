@@ -154,3 +154,21 @@ def test_quiet_evaluate_draws_no_progress_bars(model_dir: Path, mixed_csv: Path,
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "it/s" not in err and "predicting" not in err and "note: 3 of 9 rows were excluded:" in err
+
+
+def test_a_closed_pipe_loses_no_output_and_prints_no_traceback(model_dir: Path, mixed_csv: Path, tmp_path: Path):
+    """``agegender evaluate ... | head -1``: the reader is gone before anything is printed."""
+    import os
+    import subprocess
+    import sys
+
+    out_json = tmp_path / "m.json"
+    cmd = [sys.executable, "-m", "agegender.cli.main", "evaluate", str(model_dir), "--data", str(mixed_csv)]
+    cmd += ["--split", "all", "--output", str(out_json), "-q"]
+    env = dict(os.environ, AGEGENDER_DEBUG="")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # as `head` does once it has its line; here before the first one
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    assert json.loads(out_json.read_text())["overall"]["n"] == 6
