@@ -1,6 +1,7 @@
-"""How the age is read off the 101-bin distribution: mean (shipped), median, mode, or a sharpened mean.
+"""How the age is read off the 101-bin distribution: mean, median, mode, or a sharpened mean.
 
-The DLDL head gives a distribution over ages; the shipped model answers its mean. For a teenager whose
+The DLDL head gives a distribution over ages; its plain mean (T = 1) was the answer until the shipped model
+switched to a sharpened mean (T = 0.25, `agegender package --age-temperature`). For a teenager whose
 distribution has a long tail into the twenties, the mean sits above the median and the mode, so the choice
 of read-out moves the per-band bias that issue #17 targets. Validation split only.
 
@@ -8,7 +9,7 @@ of read-out moves the per-band bias that issue #17 targets. Validation split onl
         --data ../shared/data/utkface --data data/aligned/appa_real_train \
         --output benchmarks/results/age_decoding_val.json
 
-Writes JSON and a markdown table (overall and per source: MAE, and mean signed error per age band).
+Writes JSON and a markdown table (overall and per source: MAE, RMSE, and mean signed error per age band).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from agegender.data.names import dataset_name, unique_names
 from agegender.data.readers import read_dataset
 from agegender.data.splits import AGE_BANDS, age_band, split_sources
 from agegender.evaluation.evaluate import default_split_file
+from agegender.evaluation.metrics import compute_metrics, compute_slices
 from agegender.inference.engine import load_net
 from agegender.inference.preprocess import Preprocessor
 
@@ -34,15 +36,16 @@ WINDOWS = (3, 6)
 BANDS = [age_band(lo) for lo, _ in AGE_BANDS]
 
 
-def age_logits(net, crops: list[np.ndarray], batch_size: int = 128) -> np.ndarray:
-    """Raw age-head logits (N, bins) for aligned crops."""
+def run_net(net, crops: list[np.ndarray], batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Raw age-head logits (N, bins) and the predicted gender (N,) for aligned crops."""
     pre = Preprocessor(net.input_size, net.mean, net.std)
-    out = []
+    logits, gender = [], []
     with torch.inference_mode():
         for start in range(0, len(crops), batch_size):
-            x = torch.from_numpy(pre(crops[start : start + batch_size]))
-            out.append(net(x)["age"].float().numpy())
-    return np.concatenate(out)
+            out = net(torch.from_numpy(pre(crops[start : start + batch_size])))
+            logits.append(out["age"].float().numpy())
+            gender.append((net.gender_head.decode(out["gender"]) >= 0.5).int().numpy())
+    return np.concatenate(logits), np.concatenate(gender)
 
 
 def read_outs(logits: np.ndarray) -> dict[str, np.ndarray]:
@@ -56,7 +59,7 @@ def read_outs(logits: np.ndarray) -> dict[str, np.ndarray]:
     lo = np.where(idx > 0, cdf[np.arange(len(p)), np.maximum(idx - 1, 0)], 0.0)
     hi = cdf[np.arange(len(p)), idx]
     median = idx - 0.5 + (0.5 - lo) / np.maximum(hi - lo, 1e-12)  # linear within the bin [idx-0.5, idx+0.5]
-    out = {"mean (shipped)": p @ ages, "median": median, "mode": p.argmax(1).astype(float)}
+    out = {"mean (T = 1)": p @ ages, "median": median, "mode": p.argmax(1).astype(float)}
     for t in TEMPERATURES:
         q = np.exp(z / t)
         q /= q.sum(1, keepdims=True)
@@ -69,16 +72,12 @@ def read_outs(logits: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def figures(age_true: np.ndarray, age_pred: np.ndarray) -> dict:
-    """MAE overall and (mean signed error, MAE, n) per age band."""
-    bands = np.array([age_band(a) for a in age_true])
-    per = {}
-    for band in BANDS:
-        m = bands == band
-        if m.any():
-            err = age_pred[m] - age_true[m]
-            per[band] = {"n": int(m.sum()), "bias": float(err.mean()), "mae": float(np.abs(err).mean())}
-    return {"n": len(age_true), "mae": float(np.abs(age_pred - age_true).mean()), "bands": per}
+def figures(age_true: np.ndarray, age_pred: np.ndarray, gender_true: np.ndarray, gender_pred: np.ndarray) -> dict:
+    """The evaluation's metrics overall, and (mean signed error, MAE, n) per age band."""
+    overall = compute_metrics(age_true, age_pred, gender_true, gender_pred)
+    slices = compute_slices(age_true, age_pred, gender_true, gender_pred)["age_band"]
+    bands = {b: {"n": m["n"], "bias": m["mean_error"], "mae": m["mae"]} for b, m in slices.items()}
+    return {**overall, "bands": bands}
 
 
 def cell(band: dict | None) -> str:
@@ -90,11 +89,11 @@ def markdown(result: dict, command: str) -> str:
     lines = [f"Age read-outs on validation chips (`{command}`). Cells: mean signed error / MAE (years).", ""]
     for source, rows in result["sources"].items():
         n = next(iter(rows.values()))["n"]
-        lines += [f"**{source}** ({n} faces)", "", "| read-out | MAE | " + " | ".join(bands) + " |"]
-        lines.append("|---" * (len(bands) + 2) + "|")
+        lines += [f"**{source}** ({n} faces)", "", "| read-out | MAE | RMSE | " + " | ".join(bands) + " |"]
+        lines.append("|---" * (len(bands) + 3) + "|")
         for name, f in rows.items():
             cells = [cell(f["bands"].get(b)) for b in bands]
-            lines.append(f"| {name} | {f['mae']:.3f} | " + " | ".join(cells) + " |")
+            lines.append(f"| {name} | {f['mae']:.3f} | {f['rmse']:.3f} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -121,11 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         records = parts[name][args.split]
         age_true = np.array([r.age for r in records], dtype=float)
-        logits = age_logits(net, list(decode_all(records, net.input_size, progress=True)))
+        gender_true = np.array([r.gender for r in records], dtype=int)
+        logits, gender_pred = run_net(net, list(decode_all(records, net.input_size, progress=True)))
         outs = read_outs(logits)
-        result["sources"][name] = {k: figures(age_true, v) for k, v in outs.items()}
+        result["sources"][name] = {k: figures(age_true, v, gender_true, gender_pred) for k, v in outs.items()}
         for k, v in outs.items():
-            everything.setdefault(k, []).append((age_true, v))
+            everything.setdefault(k, []).append((age_true, v, gender_true, gender_pred))
     if len(names) > 1:
         result["sources"] = {
             "all": {k: figures(*(np.concatenate(c) for c in zip(*v, strict=True))) for k, v in everything.items()},

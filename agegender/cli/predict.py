@@ -102,6 +102,7 @@ def add_parser(sub) -> None:
         help="read the age from softmax(logits / T) (distribution head; T < 1: closer to the peak, less pull toward"
         " common ages); choose T on validation with benchmarks/age_decoding.py",
     )
+    k.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     k.set_defaults(func=cmd_package)
 
     w = sub.add_parser(
@@ -297,6 +298,8 @@ def cmd_package(args: argparse.Namespace) -> int:
     from agegender.training.package import package_run
 
     data = args.data[0] if len(args.data) == 1 else args.data
-    result = package_run(args.run, data, args.output, args.report, age_temperature=args.age_temperature)
+    result = package_run(
+        args.run, data, args.output, args.report, age_temperature=args.age_temperature, progress=not args.quiet
+    )
     print(f"wrote {args.output}: test {format_metrics(result['overall'])}")
     return 0

@@ -60,6 +60,7 @@ def package_run(
     report_dir: str | Path | None = None,
     name: str = "agegender default",
     age_temperature: float | None = None,
+    progress: bool = True,
 ) -> dict:
     """Copy ``<run>/model`` to ``out_dir``, add ONNX, split.json, test metrics and MODEL_CARD.md.
 
@@ -87,7 +88,7 @@ def package_run(
         net = load_model_folder(folder)
         export_onnx(net, folder / ONNX_FILE)
         record_fingerprints(folder)
-        ev = run_evaluation(folder, data, split="test", split_file=folder / "split.json")
+        ev = run_evaluation(folder, data, split="test", split_file=folder / "split.json", progress=progress)
         ev.result.update(model=str(out), split_file=str(out / "split.json"))  # where it will live, not the temp
         result = ev.result
         if report_dir is not None:

@@ -113,3 +113,13 @@ def test_package_refuses_a_bad_temperature(two_runs, utk_dir, tmp_path):
     with pytest.raises(ValueError, match="> 0"):
         package_run(two_runs[0], utk_dir, tmp_path / "model", age_temperature=0.0)
     assert not (tmp_path / "model").exists()
+
+
+def test_package_cli_takes_the_temperature_and_stays_quiet(two_runs, utk_dir, tmp_path, capsys):
+    out = tmp_path / "model"
+    args = ["package", str(two_runs[0]), "--data", str(utk_dir), "--output", str(out), "--age-temperature", "0.3"]
+    assert main([*args, "-q"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads((out / "config.json").read_text())["model"]["age_temperature"] == 0.3
+    assert "predicting" not in captured.err and "it/s" not in captured.err
+    assert f"wrote {out}" in captured.out
