@@ -25,15 +25,15 @@ import torch
 from agegender.data.dataset import decode_all
 from agegender.data.names import dataset_name, unique_names
 from agegender.data.readers import read_dataset
-from agegender.data.splits import AGE_BANDS, age_band, split_sources
+from agegender.data.splits import split_sources
 from agegender.evaluation.evaluate import default_split_file
 from agegender.evaluation.metrics import compute_metrics, compute_slices
+from agegender.evaluation.photos import SUMMARY_BANDS as BANDS
 from agegender.inference.engine import load_net
 from agegender.inference.preprocess import Preprocessor
 
 TEMPERATURES = (0.8, 0.6, 0.4, 0.25, 0.1)
 WINDOWS = (3, 6)
-BANDS = [age_band(lo) for lo, _ in AGE_BANDS]
 
 
 def run_net(net, crops: list[np.ndarray], batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:

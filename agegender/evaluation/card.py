@@ -279,7 +279,10 @@ def render_card(folder: str | Path, name: str = "agegender default", params: flo
     if cfg.get("calibration"):
         parts.append(_calibration(cfg))
     if cfg.get("files"):
-        parts.append("`config.json` records the digests of the weight files (`files`), checked on load.")
+        parts.append(
+            "`config.json` records the digests of the weight files and of its model settings (`files`), checked on"
+            " load."
+        )
     parts += [DETECTORS, LIMITS]
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
 

@@ -7,7 +7,6 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from agegender.errors import ConfigError
 from agegender.evaluation.card import write_card
 from agegender.evaluation.evaluate import run_evaluation
 from agegender.evaluation.report import write_report
@@ -42,13 +41,10 @@ def _record_init_recipe(folder: Path) -> None:
 
 
 def _set_age_temperature(folder: Path, temperature: float) -> None:
-    """Store the age read-out temperature in the copied config, before the network is built and exported."""
+    """Store the age read-out temperature in the copied config, before the network is built (which refuses a
+    value <= 0, or one for a regression head) and exported."""
     path = folder / "config.json"
     cfg = json.loads(path.read_text())
-    if cfg["model"].get("age_head") != "distribution":
-        raise ConfigError("--age-temperature applies to a distribution age head only")
-    if not temperature > 0:
-        raise ConfigError(f"--age-temperature must be > 0, got {temperature}")
     cfg["model"]["age_temperature"] = float(temperature)
     atomic_write_text(path, json.dumps(cfg, indent=2) + "\n")
 
