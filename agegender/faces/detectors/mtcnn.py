@@ -121,7 +121,7 @@ def _vote(boxes: np.ndarray, points: np.ndarray, pick: np.ndarray, iou: float = 
     O-net places the landmarks anew for each candidate box, and which candidate scores highest is close to chance
     (scores sit near 1), yet the age read from the aligned chip moves with it (a slightly different image pyramid
     changes many answers by a year or more). The mean of the candidates is a steadier estimate of the same
-    points: benchmarks/results/detectors_landmark_vote_*.md. Rows of
+    points (benchmarks/results/landmark_stability_*.md). Rows of
     ``boxes``: x1 y1 x2 y2 score (1-based inclusive); ``points``: one row of x1..x5, y1..y5 per box.
     """
     if not len(pick):
