@@ -21,7 +21,6 @@ Writes benchmarks/results/detectors.{json,md}. Figures, not tests.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import statistics
@@ -39,6 +38,7 @@ from agegender import Predictor
 from agegender.data.images import load_image
 from agegender.evaluation.photos import evaluate_photos
 from agegender.faces import Detection, create_detector, extract_faces
+from agegender.faces.detectors import parse_detector_spec
 from agegender.inference.batch import Item, run_predictions, write_result
 from agegender.inference.engine import predict_crops
 
@@ -54,25 +54,10 @@ T1_TRUTH = [
 ]
 
 
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"mtcnn:max_side=640,min_face_ratio=0.1"`` -> ``("mtcnn", {"max_side": 640, "min_face_ratio": 0.1})``.
-
-    The key ``workers`` is the pipeline's (photos detected at once, ``Predictor(workers=...)``), not the
-    detector's: :func:`load_spec` takes it out."""
-    name, _, rest = spec.partition(":")
-    kwargs: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
-        key, _, value = item.partition("=")
-        try:
-            kwargs[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            kwargs[key] = value
-    return name, kwargs
-
-
 def load_spec(spec: str) -> Predictor:
-    """The shipped model on ONNX Runtime with the detector (and pipeline ``workers``) that ``spec`` names."""
-    name, kwargs = parse_spec(spec)
+    """The shipped model on ONNX Runtime with the detector that ``spec`` names (``NAME:key=value,...``, as
+    ``--detector``); the key ``workers`` is the pipeline's (photos detected at once, ``Predictor(workers=...)``)."""
+    name, kwargs = parse_detector_spec(spec)
     workers = int(kwargs.pop("workers", 2))
     return Predictor.load(None, backend="onnx", detector=create_detector(name, **kwargs), workers=workers)
 

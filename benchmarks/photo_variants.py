@@ -25,7 +25,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from detectors import parse_spec
 from PIL import Image
 from wild_e2e import _fmt, labelled_records
 
@@ -112,9 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     for v in args.variant:
         changed(np.zeros((4, 4, 3), np.uint8), v)  # an unknown variant fails before any work
     records = labelled_records(args.data, args.split_file, args.split)
-    name, kwargs = parse_spec(args.detector)
     predictors = {
-        m: Predictor.load(None if m == "default" else m, detector=create_detector(name, **kwargs)) for m in args.models
+        m: Predictor.load(None if m == "default" else m, detector=create_detector(args.detector)) for m in args.models
     }
     table = []
     for variant in args.variant:

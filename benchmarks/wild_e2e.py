@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="labelled photos (folder with labels.csv, manifest, ...)")
     ap.add_argument("--split-file", help="split file choosing the photos (default: all photos)")
     ap.add_argument("--split", default="val", choices=["train", "val", "test"])
-    ap.add_argument("--detector", default="auto")
+    ap.add_argument("--detector", default="auto", help="NAME[:key=value,...], as agegender predict --detector")
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/wild_val.json"))
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from agegender.cli.argtypes import positive_int
+from agegender.cli.argtypes import DETECTOR_HELP, positive_int
 from agegender.errors import EXIT_CODES_HELP, PREDICT_EXIT_CODES_HELP
 from agegender.face_filter import FILTER_HELP, QualityFilter
 
@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
     p.add_argument("--competition", metavar="DIR", help="read DIR/test.csv, write submission.csv (id,age,gender)")
     p.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
     p.add_argument("--no-detect", action="store_true", help="images are already face crops (UTKFace-like)")
-    p.add_argument("--detector", default="auto", help="face detector: auto (mtcnn), mtcnn, blazeface, haar, yunet")
+    p.add_argument("--detector", default="auto", help=DETECTOR_HELP)
     p.add_argument("--detector-model", help="model file for the yunet detector")
     p.add_argument(
         "--format",

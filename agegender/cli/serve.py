@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from agegender.cli.argtypes import non_negative_int, port, positive_float, positive_int
+from agegender.cli.argtypes import DETECTOR_HELP, non_negative_int, port, positive_float, positive_int
 from agegender.errors import EXIT_CODES_HELP, missing_extra
 from agegender.serving.limits import MB, ServeLimits
 
@@ -22,7 +22,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=port, default=7860)
     p.add_argument("--model", default=None, help="model folder or .ckpt (default: the shipped model)")
-    p.add_argument("--detector", default="auto", help="face detector: auto (mtcnn), mtcnn, blazeface, yunet, haar")
+    p.add_argument("--detector", default="auto", help=DETECTOR_HELP)
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads per model call")
     p.add_argument(

@@ -72,9 +72,10 @@ def _init_worker(detector: str, threads: int) -> None:
     """Each process builds its own detector once; one thread each, so N processes use N cores."""
     global _DETECTOR
     cv2.setNumThreads(threads)
-    from agegender.faces.detectors import create_detector
+    from agegender.faces.detectors import create_detector, parse_detector_spec
 
-    _DETECTOR = create_detector(detector, **({"num_threads": threads} if detector in ("auto", "mtcnn") else {}))
+    threaded = parse_detector_spec(detector)[0] in ("auto", "mtcnn")
+    _DETECTOR = create_detector(detector, **({"num_threads": threads} if threaded else {}))
 
 
 def chip_for_photo(image: np.ndarray, detector: Any) -> tuple[Any | None, int]:
@@ -168,6 +169,9 @@ def align_dataset(
     Returns the report: photos in, chips written, failures by reason with examples, quality flags. Photos
     already in the log are skipped; ``redo_failed`` tries the ones without a chip again.
     """
+    from agegender.faces.detectors import create_detector
+
+    create_detector(detector)  # a bad name or option: one clear error now, not one per worker process
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     reading = read_dataset(source, fmt, progress=progress)

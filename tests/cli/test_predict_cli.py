@@ -313,6 +313,22 @@ def test_a_missing_detector_model_is_a_user_error(tmp_path: Path, capsys, monkey
     assert err.strip().startswith("error: YuNet face detector model") and "Traceback" not in err
 
 
+def test_detector_options_on_the_command_line(capsys) -> None:
+    """``--detector NAME:key=value`` reaches the detector; an option it does not take is a one-line user error."""
+    astronaut = Path(__file__).resolve().parents[2] / "agegender" / "serving" / "examples" / "astronaut.jpg"
+    code, out, _ = _run(["predict", "--detector", "haar:min_face_size=40", str(astronaut), "-q"], capsys)
+    assert code == 0 and " ok" in out
+    code, out, _ = _run(["predict", "--detector", "haar:min_face_size=400", str(astronaut), "-q"], capsys)
+    assert code == 1 and "no_face" in out  # the face (~90 px) is under the minimum the spec set
+    code, _, err = _run(["predict", "--detector", "mtcnn:no_such=1", str(astronaut), "-q"], capsys)
+    assert code == 2
+    assert err.strip() == (
+        "error: face detector 'mtcnn' has no option no_such; it takes: min_face_size, score_threshold, "
+        "stage_thresholds, scale_factor, num_threads, max_side, second_pass, min_face_ratio, spin, "
+        "small_photo_share, landmark_vote"
+    )
+
+
 @pytest.mark.parametrize(("name", "first"), [("out.json", "["), ("out.csv", "path,id,file_status")])
 def test_output_format_follows_the_file_extension(name: str, first: str, tmp_path: Path, capsys) -> None:
     astronaut = Path(__file__).resolve().parents[2] / "agegender" / "serving" / "examples" / "astronaut.jpg"

@@ -105,6 +105,15 @@ def test_cli_align_prints_the_report(photos: Path, tmp_path: Path, capsys) -> No
     assert "chips written: 1" in text and "no_face" in text
 
 
+def test_cli_align_takes_detector_options_and_refuses_bad_ones(photos: Path, tmp_path: Path, capsys) -> None:
+    args = ["data", "align", str(photos / "labels.csv"), "-q", "--workers", "2"]
+    assert main([*args, "--output", str(tmp_path / "a"), "--detector", "mtcnn:landmark_vote=False"]) == 0
+    assert "chips written: 1" in capsys.readouterr().out
+    assert main([*args, "--output", str(tmp_path / "b"), "--detector", "mtcnn:no_such=1"]) == 2
+    assert "has no option no_such" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()  # refused before anything was written
+
+
 def test_align_several_processes_on_wild_photos(shared_asset, tmp_path: Path) -> None:
     wild = shared_asset("data/wild")
     names = ["woman1.jpg", "man1.jpg", "kid1.jpg", "t1.jpg"]

@@ -79,6 +79,35 @@ def test_unknown_detector_names_the_known_ones() -> None:
         create_detector("no-such-detector")
 
 
+def test_a_detector_spec_sets_options() -> None:
+    """``NAME:key=value,...`` builds the detector with those options (literals read as Python values); keyword
+    arguments override the spec."""
+    assert detector_base.parse_detector_spec("mtcnn: landmark_vote=False, min_face_size=30,x=abc") == (
+        "mtcnn",
+        {"landmark_vote": False, "min_face_size": 30, "x": "abc"},
+    )
+    assert detector_base.parse_detector_spec("haar") == ("haar", {})
+    haar = create_detector("haar:min_face_size=30,score_threshold=0.4")
+    assert (haar.min_face_size, haar.score_threshold) == (30.0, 0.4)
+    assert create_detector("haar:min_face_size=30", min_face_size=50).min_face_size == 50.0
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("haar:no_such=1", "has no option no_such; it takes: min_face_size"),
+        ("haar:min_face_size", "expected key=value"),
+        ("haar:=3", "expected key=value"),
+        ("nope:min_face_size=3", "unknown face detector 'nope'"),
+    ],
+)
+def test_a_bad_detector_spec_is_a_config_error(spec: str, message: str) -> None:
+    from agegender.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        create_detector(spec)
+
+
 def test_register_detector(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(detector_base.DETECTORS, "_items", dict(detector_base.DETECTORS._items))
 

@@ -21,6 +21,7 @@ from agegender.faces.detectors.base import (
     as_rgb_uint8,
     available_detectors,
     create_detector,
+    parse_detector_spec,
     register_detector,
 )
 from agegender.faces.detectors.blazeface import BlazeFaceDetector
@@ -42,6 +43,7 @@ __all__ = [
     "as_rgb_uint8",
     "available_detectors",
     "create_detector",
+    "parse_detector_spec",
     "register_detector",
 ]
 

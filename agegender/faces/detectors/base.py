@@ -6,6 +6,8 @@ first); subclasses implement only ``_detect``. Detectors are looked up by name (
 
 from __future__ import annotations
 
+import ast
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from agegender.errors import ConfigError
 from agegender.registry import Registry
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "as_rgb_uint8",
     "available_detectors",
     "create_detector",
+    "parse_detector_spec",
     "register_detector",
 ]
 
@@ -157,6 +161,36 @@ def available_detectors() -> list[str]:
     return DETECTORS.names()
 
 
+def parse_detector_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"mtcnn:min_face_ratio=0.1,landmark_vote=False"`` -> ``("mtcnn", {"min_face_ratio": 0.1, "landmark_vote":
+    False})``: a detector name, then its options as ``key=value`` pairs, values read as Python literals (numbers,
+    True, False, None) and kept as strings otherwise. Lets a command line choose options, not just a detector."""
+    name, _, rest = spec.partition(":")
+    options: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, sep, value = (t.strip() for t in item.partition("="))
+        if not sep or not key.isidentifier():
+            raise ConfigError(
+                f"face detector option {item!r} in {spec!r}: expected key=value, e.g. mtcnn:min_face_size=30"
+            )
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value
+    return name.strip(), options
+
+
 def create_detector(name: str = "auto", **kwargs: Any) -> FaceDetector:
-    """Build a registered detector; unknown names list the known ones."""
-    return DETECTORS.get(name)(**kwargs)
+    """Build a registered detector from its name or a spec ``NAME:key=value,...`` (:func:`parse_detector_spec`);
+    ``kwargs`` add to and override the spec's options. Unknown names list the known ones, unknown options the
+    ones that detector takes."""
+    base, options = parse_detector_spec(name)
+    factory = DETECTORS.get(base)
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(options) - set(params))
+        if unknown:
+            raise ConfigError(
+                f"face detector {base!r} has no option {', '.join(unknown)}; it takes: {', '.join(params)}"
+            )
+    return factory(**{**options, **kwargs})
