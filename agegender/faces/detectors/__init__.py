@@ -51,8 +51,9 @@ _COMMON_OPTIONS = ("min_face_size", "score_threshold", "max_side")
 
 
 #: Detectors ``auto`` tries, in order, before the Haar cascade. BlazeFace is faster but not first: in
-#: benchmarks/results/detectors.md it found 410 faces on the 408 validation photos against MTCNN's 416, with MAE
-#: 5.30 against 5.25 and gender accuracy 95.3% against 96.3% with the shipped model (README "Face detectors").
+#: benchmarks/results/detectors.md it found 410 faces on the 408 validation photos against MTCNN's 415 (it misses
+#: small faces beside the main one) and flagged more of them, with the same MAE and gender accuracy on the main
+#: face (README "Face detectors").
 AUTO_ORDER: tuple[type[FaceDetector], ...] = (MTCNNDetector,)
 
 
