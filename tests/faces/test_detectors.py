@@ -87,6 +87,10 @@ def test_a_detector_spec_sets_options() -> None:
         {"landmark_vote": False, "min_face_size": 30, "x": "abc"},
     )
     assert detector_base.parse_detector_spec("haar") == ("haar", {})
+    assert detector_base.parse_detector_spec("mtcnn:stage_thresholds=(0.5, 0.6),spin=True") == (
+        "mtcnn",
+        {"stage_thresholds": (0.5, 0.6), "spin": True},
+    )
     haar = create_detector("haar:min_face_size=30,score_threshold=0.4")
     assert (haar.min_face_size, haar.score_threshold) == (30.0, 0.4)
     assert create_detector("haar:min_face_size=30", min_face_size=50).min_face_size == 50.0

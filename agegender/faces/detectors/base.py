@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -164,10 +165,11 @@ def available_detectors() -> list[str]:
 def parse_detector_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``"mtcnn:min_face_ratio=0.1,landmark_vote=False"`` -> ``("mtcnn", {"min_face_ratio": 0.1, "landmark_vote":
     False})``: a detector name, then its options as ``key=value`` pairs, values read as Python literals (numbers,
-    True, False, None) and kept as strings otherwise. Lets a command line choose options, not just a detector."""
+    True, False, None, tuples) and kept as strings otherwise. Lets a command line choose options, not just a
+    detector; commas inside brackets stay in the value (``mtcnn:stage_thresholds=(0.5,0.6)``)."""
     name, _, rest = spec.partition(":")
     options: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in rest.split(","))):
+    for item in filter(None, (part.strip() for part in re.split(r",(?![^()\[\]]*[)\]])", rest))):
         key, sep, value = (t.strip() for t in item.partition("="))
         if not sep or not key.isidentifier():
             raise ConfigError(
