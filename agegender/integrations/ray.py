@@ -88,11 +88,12 @@ def _detector(name: str, model_path: str | None, threads: int) -> Any:
     import cv2
 
     from agegender.faces import create_detector
+    from agegender.faces.detectors import parse_detector_spec
 
     cv2.setNumThreads(threads)
     if model_path:
         return create_detector(name, model_path=model_path)
-    if name in ("auto", "mtcnn"):
+    if parse_detector_spec(name)[0] in ("auto", "mtcnn"):  # "mtcnn:min_face_size=30" too
         return create_detector(name, num_threads=threads)
     return name
 

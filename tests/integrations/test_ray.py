@@ -166,3 +166,10 @@ def test_output_must_be_a_folder(tmp_path: Path) -> None:
     (tmp_path / "out.parquet").write_bytes(io.BytesIO(b"x").getvalue())
     with pytest.raises(engine.ConfigError, match="writes a folder"):
         engine.read_output(str(tmp_path / "out.parquet"), ["path"])
+
+
+def test_actor_detector_keeps_spec_options_and_its_thread_budget() -> None:
+    """An actor's MTCNN gets the options of a ``--detector`` spec and one ONNX Runtime thread per actor core."""
+    detector = engine._detector("mtcnn:landmark_vote=False,min_face_size=30", None, 1)
+    assert (detector.landmark_vote, detector.min_face_size) == (False, 30.0)
+    assert detector._pnet._session.get_session_options().intra_op_num_threads == 1
