@@ -103,6 +103,7 @@ def test_a_detector_spec_sets_options() -> None:
         ("haar:min_face_size", "expected key=value"),
         ("haar:=3", "expected key=value"),
         ("nope:min_face_size=3", "unknown face detector 'nope'"),
+        ("auto:landmark_votes=False", "'auto' has no option landmark_votes; it takes: landmark_vote"),
     ],
 )
 def test_a_bad_detector_spec_is_a_config_error(spec: str, message: str) -> None:

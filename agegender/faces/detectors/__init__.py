@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from agegender.errors import ConfigError
 from agegender.faces.detectors.base import (
     LANDMARK_NAMES,
     MAX_SIDE,
@@ -61,8 +62,15 @@ AUTO_ORDER: tuple[type[FaceDetector], ...] = (MTCNNDetector,)
 def _auto_detector(**kwargs: Any) -> FaceDetector:
     """The first of :data:`AUTO_ORDER` that works (MTCNN: landmarks for alignment), else the Haar cascade.
 
-    Options only one detector knows (MTCNN's ``second_pass``, ...) go to the detectors that take them.
+    Options only one detector knows (MTCNN's ``second_pass``, ...) go to the detectors that take them; one that
+    none of them takes is refused (a misspelt option must not be dropped silently).
     """
+    known = set(_COMMON_OPTIONS).union(*(inspect.signature(cls.__init__).parameters for cls in AUTO_ORDER))
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise ConfigError(
+            f"face detector 'auto' has no option {', '.join(unknown)}; it takes: {', '.join(sorted(known - {'self'}))}"
+        )
     for cls in AUTO_ORDER:
         try:
             detector = cls(**_accepted(cls, kwargs))
