@@ -169,9 +169,9 @@ def align_dataset(
     Returns the report: photos in, chips written, failures by reason with examples, quality flags. Photos
     already in the log are skipped; ``redo_failed`` tries the ones without a chip again.
     """
-    from agegender.faces.detectors import create_detector
+    from agegender.faces.detectors import check_detector_spec
 
-    create_detector(detector)  # a bad name or option: one clear error now, not one per worker process
+    check_detector_spec(detector)  # a bad name or option: one clear error now, not one per worker process
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     reading = read_dataset(source, fmt, progress=progress)

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from agegender.errors import ConfigError
 from agegender.faces.detectors.base import (
     LANDMARK_NAMES,
     MAX_SIDE,
@@ -21,7 +20,9 @@ from agegender.faces.detectors.base import (
     FaceDetector,
     as_rgb_uint8,
     available_detectors,
+    check_detector_spec,
     create_detector,
+    detector_options,
     parse_detector_spec,
     register_detector,
 )
@@ -43,7 +44,9 @@ __all__ = [
     "YuNetDetector",
     "as_rgb_uint8",
     "available_detectors",
+    "check_detector_spec",
     "create_detector",
+    "detector_options",
     "parse_detector_spec",
     "register_detector",
 ]
@@ -62,15 +65,9 @@ AUTO_ORDER: tuple[type[FaceDetector], ...] = (MTCNNDetector,)
 def _auto_detector(**kwargs: Any) -> FaceDetector:
     """The first of :data:`AUTO_ORDER` that works (MTCNN: landmarks for alignment), else the Haar cascade.
 
-    Options only one detector knows (MTCNN's ``second_pass``, ...) go to the detectors that take them; one that
-    none of them takes is refused (a misspelt option must not be dropped silently).
+    Options only one detector knows (MTCNN's ``second_pass``, ...) go to the detectors that take them; a spec
+    option none of them takes is refused by ``create_detector`` (:func:`_auto_options`).
     """
-    known = set(_COMMON_OPTIONS).union(*(inspect.signature(cls.__init__).parameters for cls in AUTO_ORDER))
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise ConfigError(
-            f"face detector 'auto' has no option {', '.join(unknown)}; it takes: {', '.join(sorted(known - {'self'}))}"
-        )
     for cls in AUTO_ORDER:
         try:
             detector = cls(**_accepted(cls, kwargs))
@@ -80,6 +77,15 @@ def _auto_detector(**kwargs: Any) -> FaceDetector:
             warnings.warn(f"{cls.name} face detector unavailable ({e}); trying the next one", stacklevel=2)
     warnings.warn("falling back to the Haar cascade face detector", stacklevel=2)
     return HaarDetector(**{k: v for k, v in kwargs.items() if k in _COMMON_OPTIONS})
+
+
+def _auto_options() -> list[str]:
+    """What ``auto`` takes: the options of any detector it may build (a misspelt one must not vanish)."""
+    known = set(_COMMON_OPTIONS).union(*(inspect.signature(cls.__init__).parameters for cls in AUTO_ORDER))
+    return sorted(known - {"self"})
+
+
+_auto_detector.options = _auto_options  # type: ignore[attr-defined]
 
 
 def _accepted(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:

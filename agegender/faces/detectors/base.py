@@ -27,7 +27,9 @@ __all__ = [
     "FaceDetector",
     "as_rgb_uint8",
     "available_detectors",
+    "check_detector_spec",
     "create_detector",
+    "detector_options",
     "parse_detector_spec",
     "register_detector",
 ]
@@ -182,17 +184,37 @@ def parse_detector_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name.strip(), options
 
 
+def detector_options(factory: Callable[..., FaceDetector]) -> list[str] | None:
+    """The option names a registered detector factory takes, in its order; None: any. A factory that takes
+    ``**kwargs`` (``auto``) says which by an ``options`` attribute, a callable returning them."""
+    declared = getattr(factory, "options", None)
+    if callable(declared):
+        return list(declared())
+    params = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return list(params)
+
+
+def _resolve(spec: str) -> tuple[Callable[..., FaceDetector], dict[str, Any]]:
+    """The factory and options a spec names; a bad name or option is a :class:`ConfigError`."""
+    base, options = parse_detector_spec(spec)
+    factory = DETECTORS.get(base)
+    takes = detector_options(factory)
+    unknown = [] if takes is None else sorted(set(options) - set(takes))
+    if unknown:
+        raise ConfigError(f"face detector {base!r} has no option {', '.join(unknown)}; it takes: {', '.join(takes)}")
+    return factory, options
+
+
+def check_detector_spec(spec: str) -> None:
+    """Refuse a bad detector name or option now, without building the detector (no model loaded)."""
+    _resolve(spec)
+
+
 def create_detector(name: str = "auto", **kwargs: Any) -> FaceDetector:
     """Build a registered detector from its name or a spec ``NAME:key=value,...`` (:func:`parse_detector_spec`);
     ``kwargs`` add to and override the spec's options. Unknown names list the known ones, unknown options the
     ones that detector takes."""
-    base, options = parse_detector_spec(name)
-    factory = DETECTORS.get(base)
-    params = inspect.signature(factory).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        unknown = sorted(set(options) - set(params))
-        if unknown:
-            raise ConfigError(
-                f"face detector {base!r} has no option {', '.join(unknown)}; it takes: {', '.join(params)}"
-            )
+    factory, options = _resolve(name)
     return factory(**{**options, **kwargs})
