@@ -56,7 +56,7 @@ _COMMON_OPTIONS = ("min_face_size", "score_threshold", "max_side")
 
 #: Detectors ``auto`` tries, in order, before the Haar cascade. BlazeFace is faster but not first: in
 #: benchmarks/results/detectors.md it found 410 faces on the 408 validation photos against MTCNN's 415 (it misses
-#: small faces beside the main one) and flagged more of them, with the same MAE and gender accuracy on the main
+#: faces beside the main one) and flagged more of them, with the same MAE and gender accuracy on the main
 #: face (README "Face detectors").
 AUTO_ORDER: tuple[type[FaceDetector], ...] = (MTCNNDetector,)
 
