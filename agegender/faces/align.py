@@ -62,7 +62,8 @@ BOX_FRAMES: dict[str, tuple[float, float, float]] = {
     "haar": (0.0044, 0.0789, 0.9615),
     "yunet": (0.0062, 0.0651, 1.0444),
 }
-# The BlazeFace detector reports MTCNN O-net's boxes (see detectors/blazeface.py): MTCNN's frame fits them.
+# The BlazeFace detector reports MTCNN O-net's boxes (see detectors/blazeface.py): MTCNN's frame fits them (the
+# template command measures (0.0200, 0.0539, 1.0607) on 499 chips: each within a fifth of the spread of MTCNN's).
 BOX_FRAMES["blazeface"] = BOX_FRAMES["mtcnn"]
 #: Sharpness (variance of the Laplacian over the inner face of a 200 px chip, see ``face_quality``) below
 #: which a face is "blurry": the 5th percentile over the 500 chips, i.e. blurrier than 95% of training faces.

@@ -72,9 +72,9 @@ def _init_worker(detector: str, threads: int) -> None:
     """Each process builds its own detector once; one thread each, so N processes use N cores."""
     global _DETECTOR
     cv2.setNumThreads(threads)
-    from agegender.faces.detectors import create_detector, parse_detector_spec
+    from agegender.faces.detectors import create_detector, detector_takes
 
-    threaded = parse_detector_spec(detector)[0] in ("auto", "mtcnn")
+    threaded = detector_takes(detector, "num_threads")
     _DETECTOR = create_detector(detector, **({"num_threads": threads} if threaded else {}))
 
 

@@ -45,12 +45,12 @@ MIN_FACE_SIZE = 40.0
 YAW_THRESHOLD = 0.31
 
 #: Detector confidence below which a face is flagged "low_score": the 5th percentile of each detector's score
-#: on UTKFace (mtcnn 498, haar 491, yunet 499 chips), i.e. less sure than for 95% of training faces, the same
-#: convention as the blur threshold. Scores are not comparable across detectors, hence one value each;
-#: detectors not listed here are never flagged for their score.
-LOW_SCORE_THRESHOLDS: dict[str, float] = {"mtcnn": 0.979, "haar": 0.931, "yunet": 0.921}
-# The BlazeFace detector reports MTCNN O-net's score (see detectors/blazeface.py), so it shares MTCNN's value.
-LOW_SCORE_THRESHOLDS["blazeface"] = LOW_SCORE_THRESHOLDS["mtcnn"]
+#: on UTKFace chips (``python -m agegender.faces.template --images ../shared/data/utkface/images --n 500``:
+#: mtcnn 499, haar 491, blazeface 499 chips; yunet 499 chips with ``--yunet-model``), i.e. less sure than for 95%
+#: of training faces, the same convention as the blur threshold. Scores are not comparable across detectors, hence
+#: one value each (BlazeFace reports MTCNN O-net's score on its own boxes, a distribution of its own); detectors
+#: not listed here are never flagged for their score.
+LOW_SCORE_THRESHOLDS: dict[str, float] = {"mtcnn": 0.979, "haar": 0.931, "yunet": 0.921, "blazeface": 0.971}
 
 #: Every reason a face can be flagged for, in the order they are reported.
 REASONS = ("small", "blurry", "low_score", "turned")

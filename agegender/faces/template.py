@@ -7,14 +7,16 @@ its parameters from anywhere. Instead we run our detectors on a sample of chips 
   :func:`agegender.faces.align.align_face`;
 * for each detector, how its box relates to the chip frame (centre offset and chip side in box units),
   used by :func:`agegender.faces.align.crop_from_box` when a detector gives no landmarks;
-* the blur threshold: the 5th percentile of chip sharpness, i.e. "blurrier than 95% of the training data".
+* the blur threshold: the 5th percentile of chip sharpness, i.e. "blurrier than 95% of the training data";
+* for each detector, the 5th percentile of its score on the chips: below it a face is flagged "low_score", i.e.
+  less sure than for 95% of training faces (``agegender.faces.flags.LOW_SCORE_THRESHOLDS``).
 
 Chips are padded with a black border before detection because faces fill them edge to edge, which
 truncates boxes and makes detectors miss. Run::
 
     python -m agegender.faces.template --images ../shared/data/utkface/images --n 500
 
-and paste the printed constants into ``align.py``.
+and paste the printed constants into ``align.py`` (and the score thresholds into ``flags.py``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class TemplateResult:
     n_boxes: dict[str, int] = field(default_factory=dict)
     landmark_detector: str = "mtcnn"
     blur_p5: float = 0.0  # 5th percentile of face_quality()["blur"] over the chips
+    score_p5: dict[str, float] = field(default_factory=dict)  # per detector, over the chips it found
 
     def to_python(self, command: str) -> str:
         """Source text for ``align.py``: the constants plus where they came from."""
@@ -67,6 +70,9 @@ class TemplateResult:
             "UTKFACE_TEMPLATE = np.array(\n    [\n" + rows + "\n    ],\n    dtype=np.float32,\n)\n"
             "BOX_FRAMES: dict[str, tuple[float, float, float]] = {\n" + frames + "\n}\n"
             f"BLUR_THRESHOLD = {self.blur_p5:.1f}  # 5th percentile over {self.n_images} chips\n"
+            "LOW_SCORE_THRESHOLDS: dict[str, float] = {\n"
+            + "\n".join(f'    "{k}": {v:.3f},  # {self.n_boxes[k]} chips' for k, v in self.score_p5.items())
+            + "\n}\n"
         )
 
     def to_json(self) -> dict:
@@ -80,6 +86,7 @@ class TemplateResult:
             "n_boxes": self.n_boxes,
             "landmark_detector": self.landmark_detector,
             "blur_p5": self.blur_p5,
+            "score_p5": self.score_p5,
         }
 
 
@@ -135,6 +142,7 @@ def default_detectors(yunet_model: str | None = None) -> dict[str, FaceDetector]
     dets = {
         "mtcnn": create_detector("mtcnn", min_face_size=40, score_threshold=0.5),
         "haar": create_detector("haar", min_face_size=40),
+        "blazeface": create_detector("blazeface", min_face_size=40, score_threshold=0.5),
     }
     if yunet_model:
         dets["yunet"] = create_detector("yunet", model_path=yunet_model, min_face_size=40, score_threshold=0.5)
@@ -155,6 +163,7 @@ def derive_template(
         raise ValueError(f"landmark detector {landmark_detector!r} is not among {sorted(box_detectors)}")
     landmarks: list[np.ndarray] = []
     frames: dict[str, list[tuple[float, float, float]]] = {k: [] for k in box_detectors}
+    scores: dict[str, list[float]] = {k: [] for k in box_detectors}
     paths = sample_images(images, n, seed)
     chips = (c for c in map(load_chip, paths) if c is not None)
     n_images = 0
@@ -167,6 +176,7 @@ def derive_template(
             if found is None:
                 continue
             frames[name].append(box_frame(found.box))
+            scores[name].append(found.score)
             if name == landmark_detector and found.landmarks is not None:
                 landmarks.append(found.landmarks)
     if not landmarks:
@@ -181,6 +191,7 @@ def derive_template(
             result.box_frames[name] = tuple(round(float(v), 4) for v in fmed)
             result.box_frame_mad[name] = tuple(round(float(v), 4) for v in fmad)
             result.n_boxes[name] = len(rows)
+            result.score_p5[name] = round(float(np.percentile(scores[name], 5)), 4)
     return result
 
 

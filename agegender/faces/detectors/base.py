@@ -30,6 +30,7 @@ __all__ = [
     "check_detector_spec",
     "create_detector",
     "detector_options",
+    "detector_takes",
     "parse_detector_spec",
     "register_detector",
 ]
@@ -194,6 +195,13 @@ def detector_options(factory: Callable[..., FaceDetector]) -> list[str] | None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return None
     return list(params)
+
+
+def detector_takes(spec: str, option: str) -> bool:
+    """Whether the detector a spec names declares ``option`` (``num_threads``: callers that budget threads, Ray
+    actors and alignment workers, give it only to detectors that take it)."""
+    takes = detector_options(DETECTORS.get(parse_detector_spec(spec)[0]))
+    return takes is not None and option in takes
 
 
 def _resolve(spec: str) -> tuple[Callable[..., FaceDetector], dict[str, Any]]:

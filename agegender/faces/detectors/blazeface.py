@@ -1,14 +1,13 @@
 """MediaPipe's BlazeFace finds the faces, MTCNN's O-net gives each one its five landmarks.
 
-BlazeFace runs once on a single downscaled copy of the photo (no image pyramid), which is what makes it fast;
-but its six keypoints have no mouth corners and a different convention from the MTCNN landmarks the shipped
-model's chips were aligned with. So each BlazeFace box is handed to MTCNN's last stage (O-net), which scores
+BlazeFace runs once on a single downscaled copy of the photo (no image pyramid), on ONNX Runtime, which is what
+makes it fast; but its six keypoints have no mouth corners and a different convention from the MTCNN landmarks the
+shipped model's chips were aligned with. So each BlazeFace box is handed to MTCNN's last stage (O-net), which scores
 it, refines it and places the five landmarks exactly as MTCNN would. Models: ``models/README.md``.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import cv2
@@ -17,14 +16,22 @@ import numpy as np
 from agegender.errors import DetectorModelError
 from agegender.faces.detectors.base import MAX_SIDE, Detection, FaceDetector, register_detector
 from agegender.faces.detectors.mtcnn import MTCNNDetector, _square
+from agegender.faces.detectors.onnx_net import OnnxNet
 
 __all__ = ["BLAZEFACE_MODELS", "ONET_FRAMES", "BlazeFaceDetector"]
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
-#: name -> (file, input side, anchor strides, anchors per cell); from MediaPipe's face_detection_*_common.pbtxt.
-BLAZEFACE_MODELS: dict[str, tuple[str, int, tuple[int, ...], int]] = {
-    "short": ("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2),
-    "full": ("face_detection_full_range.tflite", 192, (4,), 1),
+#: name -> (file, input side, anchor strides, anchors per cell, (score output, box output)); the geometry from
+#: MediaPipe's face_detection_*_common.pbtxt, the output names from the ONNX files (models/README.md).
+BLAZEFACE_MODELS: dict[str, tuple[str, int, tuple[int, ...], int, tuple[str, str]]] = {
+    "short": ("face_detection_short_range.onnx", 128, (8, 16, 16, 16), 2, ("classificators", "regressors")),
+    "full": (
+        "face_detection_full_range.onnx",
+        192,
+        (4,),
+        1,
+        ("reshaped_classifier_face_4", "reshaped_regressor_face_4"),
+    ),
 }
 #: O-net input square relative to a BlazeFace box, per model (dx, dy, side): centre = box centre + (dx * w,
 #: dy * h), side = side * max(w, h). Medians of MTCNN's own O-net input squares against BlazeFace boxes on the
@@ -73,7 +80,7 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float = 0.3)
 
 @register_detector("blazeface")
 class BlazeFaceDetector(FaceDetector):
-    """BlazeFace boxes (OpenCV's TFLite reader), MTCNN O-net landmarks and scores; full MTCNN when it finds none.
+    """BlazeFace boxes (ONNX Runtime), MTCNN O-net landmarks and scores; full MTCNN when it finds none.
 
     ``model``: ``full`` (192 px input, faces up to ~5 m) or ``short`` (128 px, close-up faces). A BlazeFace box
     that O-net rejects is dropped (O-net is the verifier, as in MTCNN); a photo where nothing survives is searched
@@ -83,7 +90,7 @@ class BlazeFaceDetector(FaceDetector):
     """
 
     name = "blazeface"
-    thread_safe = True  # one OpenCV net per thread (``_net``); O-net and the fallback are MTCNN's sessions
+    thread_safe = True  # state: ONNX Runtime sessions (thread-safe), BlazeFace's and MTCNN's
 
     def __init__(
         self,
@@ -99,7 +106,7 @@ class BlazeFaceDetector(FaceDetector):
         super().__init__(min_face_size, score_threshold, max_side)
         if model not in BLAZEFACE_MODELS:
             raise DetectorModelError(f"unknown BlazeFace model {model!r}; choose one of {sorted(BLAZEFACE_MODELS)}")
-        file, self.input_side, strides, per_cell = BLAZEFACE_MODELS[model]
+        file, self.input_side, strides, per_cell, outputs = BLAZEFACE_MODELS[model]
         path = MODEL_DIR / file
         if not path.is_file():
             raise DetectorModelError(f"BlazeFace model file {path} is missing (the package install is incomplete)")
@@ -107,9 +114,7 @@ class BlazeFaceDetector(FaceDetector):
         self.blaze_threshold = float(blaze_threshold)
         self.fallback = fallback
         self.onet_passes = max(1, int(onet_passes))
-        self._path = str(path)
-        self._local = threading.local()  # a cv2.dnn.Net keeps per-call state: one net per thread
-        self._outputs = list(self._net().getUnconnectedOutLayersNames())
+        self._net = OnnxNet(path, list(outputs), num_threads)
         self._anchors = _anchors(self.input_side, strides, per_cell)
         self._mtcnn = MTCNNDetector(
             min_face_size=min_face_size,
@@ -126,12 +131,6 @@ class BlazeFaceDetector(FaceDetector):
             return found
         return self._mtcnn.detect(image_rgb, scale)
 
-    def _net(self) -> cv2.dnn.Net:
-        net = getattr(self._local, "net", None)
-        if net is None:
-            net = self._local.net = cv2.dnn.readNetFromTFLite(self._path)
-        return net
-
     def boxes(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """BlazeFace's own boxes (x1, y1, x2, y2 in pixels) and scores, before O-net."""
         h, w = image.shape[:2]
@@ -142,11 +141,7 @@ class BlazeFaceDetector(FaceDetector):
         canvas = np.zeros((side, side, 3), dtype=np.uint8)
         canvas[py : py + nh, px : px + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
         blob = (canvas.astype(np.float32) * (1 / 127.5) - 1.0).transpose(2, 0, 1)[None]
-        net = self._net()
-        net.setInput(blob)
-        scores_raw, regs = (o.reshape(len(self._anchors), -1) for o in net.forward(self._outputs))
-        if scores_raw.shape[1] != 1:  # output order is not guaranteed: the scores have one column
-            scores_raw, regs = regs, scores_raw
+        scores_raw, regs = (o.reshape(len(self._anchors), -1) for o in self._net(blob))
         scores = 1.0 / (1.0 + np.exp(-np.clip(scores_raw[:, 0], -80, 80)))
         keep = scores > self.blaze_threshold
         if not keep.any():

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from agegender.faces.detectors.base import MAX_SIDE, Detection, FaceDetector, as_rgb_uint8, register_detector
+from agegender.faces.detectors.onnx_net import OnnxNet
 
 __all__ = ["MTCNNDetector"]
 
@@ -47,34 +48,6 @@ def _turned_back(d: Detection, back: np.ndarray) -> Detection:
     (mx, my), w, h = back @ np.array([cx, cy, 1.0], np.float32), d.width, d.height
     points = None if d.landmarks is None else d.landmarks @ back[:, :2].T + back[:, 2]
     return Detection((mx - w / 2, my - h / 2, mx + w / 2, my + h / 2), d.score, points)
-
-
-class _OnnxNet:
-    """One MTCNN stage on onnxruntime, with outputs requested by name so their order cannot get mixed up."""
-
-    def __init__(self, path: Path, outputs: list[str], num_threads: int, spin: bool = False) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        opts.intra_op_num_threads = num_threads
-        # No busy-waiting between runs: MTCNN makes many small calls (one per pyramid scale and stage), and
-        # ONNX Runtime's default spinning threads then hold the cores that the next stage, the other nets and
-        # the age network need: the whole pipeline ran 18.1 -> 39.1 photos/s (benchmarks/results/detectors.md).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self._input = self._session.get_inputs()[0].name
-        self._outputs = outputs
-        # Each run hands the memory it no longer uses back: ONNX Runtime's arena otherwise keeps its largest
-        # blocks for good (P-net's input is the whole photo at search size; two threads searching 6000x6000
-        # photos left the process ~850 MB larger). Shrinking only after large inputs kept ~230 MB of it:
-        # blocks still in use by the other thread's run survive a shrink. No slower measured (a 512 px and a
-        # 1200 px photo, 7 interleaved repeats, under load).
-        self._options = ort.RunOptions()
-        self._options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-
-    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
-        return self._session.run(self._outputs, {self._input: batch.astype(np.float32)}, self._options)
 
 
 def _normalize(pixels: np.ndarray) -> np.ndarray:
@@ -236,9 +209,9 @@ class MTCNNDetector(FaceDetector):
         self.scale_factor = scale_factor
         self.second_pass = second_pass
         self.landmark_vote = bool(landmark_vote)
-        self._pnet = _OnnxNet(folder / "pnet.onnx", ["conv2d_4", "softmax"], num_threads, spin)
-        self._rnet = _OnnxNet(folder / "rnet.onnx", ["dense_2", "softmax_1"], num_threads, spin)
-        self._onet = _OnnxNet(folder / "onet.onnx", ["dense_5", "dense_6", "softmax_2"], num_threads, spin)
+        self._pnet = OnnxNet(folder / "pnet.onnx", ["conv2d_4", "softmax"], num_threads, spin)
+        self._rnet = OnnxNet(folder / "rnet.onnx", ["dense_2", "softmax_1"], num_threads, spin)
+        self._onet = OnnxNet(folder / "onet.onnx", ["dense_5", "dense_6", "softmax_2"], num_threads, spin)
 
     def detect(self, image_rgb: np.ndarray, scale: float = 1.0) -> list[Detection]:
         """As :meth:`FaceDetector.detect`; when nothing is found, searches of the photo turned in-plane with the
