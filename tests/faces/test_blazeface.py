@@ -35,11 +35,12 @@ def test_unknown_model_is_a_user_error() -> None:
 
 @pytest.mark.parametrize(("model", "count"), [("full", 2304), ("short", 896)])
 def test_anchors_match_the_model_outputs(model: str, count: int) -> None:
-    file, side, strides, per_cell, outputs = blaze_module.BLAZEFACE_MODELS[model]
-    anchors = blaze_module._anchors(side, strides, per_cell)
+    spec = blaze_module.BLAZEFACE_MODELS[model]
+    anchors = blaze_module._anchors(spec.side, spec.strides, spec.per_cell)
     assert anchors.shape == (count, 2)
     assert anchors.min() > 0 and anchors.max() < 1
-    scores, boxes = OnnxNet(blaze_module.MODEL_DIR / file, list(outputs))(np.zeros((1, 3, side, side), np.float32))
+    net = OnnxNet(blaze_module.MODEL_DIR / spec.file, list(spec.outputs))
+    scores, boxes = net(np.zeros((1, 3, spec.side, spec.side), np.float32))
     assert (scores.size, boxes.size) == (count, count * 16)  # one score, then box + 6 keypoints, per anchor
 
 

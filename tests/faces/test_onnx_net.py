@@ -8,7 +8,7 @@ import pytest
 from agegender.faces.detectors import blazeface as blaze_module
 from agegender.faces.detectors.onnx_net import OnnxNet
 
-SHORT = blaze_module.MODEL_DIR / blaze_module.BLAZEFACE_MODELS["short"][0]
+SHORT = blaze_module.MODEL_DIR / blaze_module.BLAZEFACE_MODELS["short"].file
 
 
 def test_outputs_come_in_the_order_asked_for() -> None:

@@ -9,6 +9,7 @@ it, refines it and places the five landmarks exactly as MTCNN would. Models: ``m
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -18,19 +19,26 @@ from agegender.faces.detectors.base import MAX_SIDE, Detection, FaceDetector, re
 from agegender.faces.detectors.mtcnn import MTCNNDetector, _square
 from agegender.faces.detectors.onnx_net import OnnxNet
 
-__all__ = ["BLAZEFACE_MODELS", "ONET_FRAMES", "BlazeFaceDetector"]
+__all__ = ["BLAZEFACE_MODELS", "ONET_FRAMES", "BlazeFaceDetector", "BlazeModel"]
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
-#: name -> (file, input side, anchor strides, anchors per cell, (score output, box output)); the geometry from
-#: MediaPipe's face_detection_*_common.pbtxt, the output names from the ONNX files (models/README.md).
-BLAZEFACE_MODELS: dict[str, tuple[str, int, tuple[int, ...], int, tuple[str, str]]] = {
-    "short": ("face_detection_short_range.onnx", 128, (8, 16, 16, 16), 2, ("classificators", "regressors")),
-    "full": (
-        "face_detection_full_range.onnx",
-        192,
-        (4,),
-        1,
-        ("reshaped_classifier_face_4", "reshaped_regressor_face_4"),
+
+
+class BlazeModel(NamedTuple):
+    """One BlazeFace model: the geometry from MediaPipe's face_detection_*_common.pbtxt, the output names from the
+    ONNX file (models/README.md)."""
+
+    file: str
+    side: int  # input side (px)
+    strides: tuple[int, ...]  # anchor strides, one per output layer
+    per_cell: int  # anchors per grid cell
+    outputs: tuple[str, str]  # (scores, boxes and keypoints)
+
+
+BLAZEFACE_MODELS: dict[str, BlazeModel] = {
+    "short": BlazeModel("face_detection_short_range.onnx", 128, (8, 16, 16, 16), 2, ("classificators", "regressors")),
+    "full": BlazeModel(
+        "face_detection_full_range.onnx", 192, (4,), 1, ("reshaped_classifier_face_4", "reshaped_regressor_face_4")
     ),
 }
 #: O-net input square relative to a BlazeFace box, per model (dx, dy, side): centre = box centre + (dx * w,
@@ -106,16 +114,17 @@ class BlazeFaceDetector(FaceDetector):
         super().__init__(min_face_size, score_threshold, max_side)
         if model not in BLAZEFACE_MODELS:
             raise DetectorModelError(f"unknown BlazeFace model {model!r}; choose one of {sorted(BLAZEFACE_MODELS)}")
-        file, self.input_side, strides, per_cell, outputs = BLAZEFACE_MODELS[model]
-        path = MODEL_DIR / file
+        spec = BLAZEFACE_MODELS[model]
+        self.input_side = spec.side
+        path = MODEL_DIR / spec.file
         if not path.is_file():
             raise DetectorModelError(f"BlazeFace model file {path} is missing (the package install is incomplete)")
         self.model = model
         self.blaze_threshold = float(blaze_threshold)
         self.fallback = fallback
         self.onet_passes = max(1, int(onet_passes))
-        self._net = OnnxNet(path, list(outputs), num_threads)
-        self._anchors = _anchors(self.input_side, strides, per_cell)
+        self._net = OnnxNet(path, list(spec.outputs), num_threads)
+        self._anchors = _anchors(spec.side, spec.strides, spec.per_cell)
         self._mtcnn = MTCNNDetector(
             min_face_size=min_face_size,
             score_threshold=score_threshold,
