@@ -7,7 +7,6 @@ an optional back-end degrades instead of breaking the pipeline.
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from typing import Any
 
@@ -83,13 +82,12 @@ def _auto_detector(**kwargs: Any) -> FaceDetector:
 
 def _auto_options() -> list[str]:
     """What ``auto`` takes: the options of any detector it may build (a misspelt one must not vanish)."""
-    known = set(_COMMON_OPTIONS).union(*(inspect.signature(cls.__init__).parameters for cls in AUTO_ORDER))
-    return sorted(known - {"self"})
+    return sorted(set(_COMMON_OPTIONS).union(*(detector_options(cls) or () for cls in AUTO_ORDER)))
 
 
 _auto_detector.options = _auto_options  # type: ignore[attr-defined]
 
 
-def _accepted(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
-    names = inspect.signature(cls.__init__).parameters
+def _accepted(cls: type[FaceDetector], kwargs: dict[str, Any]) -> dict[str, Any]:
+    names = detector_options(cls) or ()
     return {k: v for k, v in kwargs.items() if k in names}

@@ -200,7 +200,7 @@ def detector_options(factory: Callable[..., FaceDetector]) -> list[str] | None:
 def detector_takes(spec: str, option: str) -> bool:
     """Whether the detector a spec names declares ``option`` (``num_threads``: callers that budget threads, Ray
     actors and alignment workers, give it only to detectors that take it)."""
-    takes = detector_options(DETECTORS.get(parse_detector_spec(spec)[0]))
+    takes = detector_options(_resolve(spec)[0])
     return takes is not None and option in takes
 
 
