@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from agegender.errors import DetectorModelError
+from agegender.errors import ConfigError, DetectorModelError
 from agegender.faces.detectors import BlazeFaceDetector, MTCNNDetector, available_detectors, create_detector
 from agegender.faces.detectors import blazeface as blaze_module
 from agegender.faces.detectors.onnx_net import OnnxNet
@@ -77,7 +77,7 @@ def test_group_photo(shared_asset) -> None:
 def test_falls_back_to_mtcnn_when_nothing_survives(
     blaze: BlazeFaceDetector, mtcnn: MTCNNDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(blaze, "boxes", lambda image: (np.empty((0, 4)), np.empty(0)))
+    monkeypatch.setattr(blaze, "_anchor_boxes", lambda image, threshold: (np.empty((0, 4)), np.empty(0)))
     assert [d.box for d in blaze.detect(astro)] == [d.box for d in mtcnn.detect(astro)]
     monkeypatch.setattr(blaze, "fallback", False)
     assert blaze.detect(astro) == []
@@ -87,9 +87,78 @@ def test_onet_rejects_a_box_without_a_face(
     blaze: BlazeFaceDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wall = np.array([[380.0, 300.0, 480.0, 400.0]])  # the astronaut's suit, no face
-    monkeypatch.setattr(blaze, "boxes", lambda image: (wall, np.array([0.9])))
+    monkeypatch.setattr(blaze, "_anchor_boxes", lambda image, threshold: (wall, np.array([0.9])))
     monkeypatch.setattr(blaze, "fallback", False)
     assert blaze.detect(astro) == []
+
+
+FACE = np.array([190.0, 80.0, 265.0, 170.0])  # the astronaut's face, about where BlazeFace puts it
+WALL = np.array([380.0, 300.0, 480.0, 400.0])  # her suit, no face
+
+
+def test_rnet_vets_squares(mtcnn: MTCNNDetector, astro: np.ndarray) -> None:
+    squares = blaze_module._onet_squares(np.stack([FACE, WALL]), blaze_module.ONET_FRAMES["full"])
+    assert mtcnn.vet(astro, squares).tolist() == [True, False]
+    assert mtcnn.vet(astro, squares[:0]).shape == (0,)
+
+
+def _weak_only(blaze: BlazeFaceDetector, monkeypatch: pytest.MonkeyPatch, boxes: np.ndarray, score: float) -> None:
+    """BlazeFace sees only ``boxes``, all with ``score`` (below blaze_threshold: the weak path)."""
+    monkeypatch.setattr(blaze, "fallback", False)
+    monkeypatch.setattr(
+        blaze,
+        "_anchor_boxes",
+        lambda image, threshold: (
+            (boxes, np.full(len(boxes), score)) if score > threshold else (np.empty((0, 4)), np.empty(0))
+        ),
+    )
+
+
+def test_a_weak_box_on_a_face_is_vetted_and_kept(
+    blaze: BlazeFaceDetector, mtcnn: MTCNNDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _weak_only(blaze, monkeypatch, FACE[None], 0.3)
+    found = blaze.detect(astro)
+    assert len(found) == 1
+    assert iou_of(found[0].box, mtcnn.detect(astro)[0].box) > 0.7
+    monkeypatch.setattr(blaze, "weak_threshold", 0.5)  # weak boxes off: only sure ones reach O-net
+    assert blaze.detect(astro) == []
+
+
+def test_a_weak_box_without_a_face_never_reaches_onet(
+    blaze: BlazeFaceDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _weak_only(blaze, monkeypatch, WALL[None], 0.3)
+    seen: list[np.ndarray] = []
+    landmarks = blaze._mtcnn.landmarks
+    monkeypatch.setattr(
+        blaze._mtcnn, "landmarks", lambda image, squares: seen.append(squares) or landmarks(image, squares)
+    )
+    assert blaze.detect(astro) == []
+    assert seen == []  # R-net turned it away
+
+
+def test_weak_frames_frame_each_vetted_box_once_per_scale(
+    blaze: BlazeFaceDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    square = blaze_module._onet_squares(FACE[None], blaze_module.ONET_FRAMES["full"])
+    monkeypatch.setattr(blaze, "weak_frames", (1.0, 0.5))
+    framed = blaze._vetted(astro, square)
+    sides = framed[:, 2] - framed[:, 0]
+    assert framed.shape == (2, 4) and sides[1] == pytest.approx(sides[0] / 2, abs=1)
+    assert np.allclose((framed[:, :2] + framed[:, 2:]) / 2, (square[0, :2] + square[0, 2:]) / 2, atol=1)
+
+
+def test_weak_frames_must_be_numbers() -> None:
+    with pytest.raises(ConfigError, match="weak_frames"):
+        BlazeFaceDetector(weak_frames="wide")
+    assert BlazeFaceDetector(weak_frames=0.9).weak_frames == (0.9,)
+
+
+def iou_of(a, b) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
 
 
 def test_mtcnn_min_face_ratio_starts_the_pyramid_smaller(astro: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,9 @@ BlazeFace runs once on a single downscaled copy of the photo (no image pyramid),
 makes it fast; but its six keypoints have no mouth corners and a different convention from the MTCNN landmarks the
 shipped model's chips were aligned with. So each BlazeFace box is handed to MTCNN's last stage (O-net), which scores
 it, refines it and places the five landmarks exactly as MTCNN would. Models: ``models/README.md``.
+
+BlazeFace's less confident boxes (small, blurred, cut by the photo's edge) are not thrown away: MTCNN's middle stage
+(R-net) vets them first, as it vets P-net's proposals in the MTCNN cascade, and O-net then decides as for the rest.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from agegender.errors import DetectorModelError
+from agegender.errors import ConfigError, DetectorModelError
 from agegender.faces.detectors.base import MAX_SIDE, Detection, FaceDetector, register_detector
 from agegender.faces.detectors.mtcnn import MTCNNDetector, _square
 from agegender.faces.detectors.onnx_net import OnnxNet
@@ -93,6 +96,10 @@ class BlazeFaceDetector(FaceDetector):
     ``model``: ``full`` (192 px input, faces up to ~5 m) or ``short`` (128 px, close-up faces). A BlazeFace box
     that O-net rejects is dropped (O-net is the verifier, as in MTCNN); a photo where nothing survives is searched
     by the whole MTCNN cascade (``fallback``), so faces that BlazeFace misses are still found, at MTCNN's cost.
+    Boxes scored from ``weak_threshold`` up to ``blaze_threshold`` (at most ``max_weak`` a photo) go to O-net
+    only if R-net passes them (``rnet_threshold``), each framed at every scale of ``weak_frames``: O-net keeps the
+    best-scored framing, as it does among MTCNN's overlapping proposals (``weak_threshold=1``: no weak boxes).
+    Choice of these values: benchmarks/detector_recall.py.
     Scores and boxes are O-net's, so flags and box framing follow MTCNN's calibration. ``onet_passes`` 2 runs
     O-net a second time on its own refined box (about 1 ms a face), which brings the landmarks closer to MTCNN's.
     """
@@ -106,6 +113,10 @@ class BlazeFaceDetector(FaceDetector):
         min_face_size: float = 20.0,
         score_threshold: float = 0.9,
         blaze_threshold: float = 0.5,
+        weak_threshold: float = 0.1,
+        rnet_threshold: float = 0.7,
+        weak_frames: tuple[float, ...] = (1.0, 0.8),
+        max_weak: int = 10,
         fallback: bool = True,
         onet_passes: int = 2,
         num_threads: int = 0,
@@ -121,6 +132,14 @@ class BlazeFaceDetector(FaceDetector):
             raise DetectorModelError(f"BlazeFace model file {path} is missing (the package install is incomplete)")
         self.model = model
         self.blaze_threshold = float(blaze_threshold)
+        self.weak_threshold = min(float(weak_threshold), self.blaze_threshold)
+        self.rnet_threshold = float(rnet_threshold)
+        try:
+            self.weak_frames = tuple(float(k) for k in ((weak_frames,) if np.isscalar(weak_frames) else weak_frames))
+        except (TypeError, ValueError):
+            msg = f"weak_frames: scales for the weak boxes' O-net squares, e.g. (1.0,0.8), not {weak_frames!r}"
+            raise ConfigError(msg) from None
+        self.max_weak = max(0, int(max_weak))
         self.fallback = fallback
         self.onet_passes = max(1, int(onet_passes))
         self._net = OnnxNet(path, list(spec.outputs), num_threads)
@@ -140,8 +159,14 @@ class BlazeFaceDetector(FaceDetector):
             return found
         return self._mtcnn.detect(image_rgb, scale)
 
-    def boxes(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """BlazeFace's own boxes (x1, y1, x2, y2 in pixels) and scores, before O-net."""
+    def boxes(self, image: np.ndarray, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """BlazeFace's own boxes (x1, y1, x2, y2 in pixels) and scores above ``threshold`` (default
+        ``blaze_threshold``), overlaps merged, before O-net."""
+        boxes, scores = self._anchor_boxes(image, self.blaze_threshold if threshold is None else threshold)
+        return _weighted_nms(boxes, scores)
+
+    def _anchor_boxes(self, image: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """Every anchor's box (pixels) and score above ``threshold``, overlaps not yet merged."""
         h, w = image.shape[:2]
         side = self.input_side
         scale = side / max(h, w)
@@ -152,22 +177,24 @@ class BlazeFaceDetector(FaceDetector):
         blob = (canvas.astype(np.float32) * (1 / 127.5) - 1.0).transpose(2, 0, 1)[None]
         scores_raw, regs = (o.reshape(len(self._anchors), -1) for o in self._net(blob))
         scores = 1.0 / (1.0 + np.exp(-np.clip(scores_raw[:, 0], -80, 80)))
-        keep = scores > self.blaze_threshold
-        if not keep.any():
-            return np.empty((0, 4)), np.empty(0)
+        keep = scores > threshold
         reg, anchor = regs[keep, :4] / side, self._anchors[keep]
         centre, half = reg[:, :2] + anchor, reg[:, 2:4] / 2
         boxes = np.concatenate([centre - half, centre + half], axis=1)
-        boxes, kept = _weighted_nms(boxes, scores[keep])
-        boxes = (boxes * side - np.array([px, py, px, py])) / scale
-        return boxes, kept
+        return (boxes * side - np.array([px, py, px, py])) / scale, scores[keep]
 
     def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:
-        boxes, _ = self.boxes(image)
-        boxes = boxes[np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= min_size * 0.5]
-        if not len(boxes):
+        boxes, scores = self._anchor_boxes(image, self.weak_threshold)
+        sure = scores > self.blaze_threshold
+        squares = self._squares(_weighted_nms(boxes[sure], scores[sure])[0], min_size)
+        if self.max_weak and not sure.all():
+            # weak boxes: merged among all, so a weak box overlapping a sure face joins that face's group
+            grouped, top = _weighted_nms(boxes, scores)
+            weak = self._squares(grouped[top <= self.blaze_threshold], min_size)[: self.max_weak]
+            squares = np.concatenate([squares, self._vetted(image, weak)])
+        if not len(squares):
             return []
-        found = self._mtcnn.landmarks(image, _onet_squares(boxes, ONET_FRAMES[self.model]))
+        found = self._mtcnn.landmarks(image, squares)
         for _ in range(self.onet_passes - 1):
             # O-net again on its own refined boxes: its input then frames the face as in the MTCNN cascade
             # (median landmark gap to MTCNN's 1.5% -> 1.2% of the face size on 145 APPA-REAL val photos).
@@ -177,6 +204,19 @@ class BlazeFaceDetector(FaceDetector):
                 break
             found = again
         return found
+
+    def _squares(self, boxes: np.ndarray, min_size: float) -> np.ndarray:
+        """O-net input squares for the BlazeFace boxes whose shorter side is at least half ``min_size``."""
+        boxes = boxes[np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= min_size * 0.5]
+        return _onet_squares(boxes, ONET_FRAMES[self.model])
+
+    def _vetted(self, image: np.ndarray, squares: np.ndarray) -> np.ndarray:
+        """The weak boxes' O-net squares that R-net passes, once per scale of ``weak_frames`` (same centre)."""
+        if not len(squares) or not self.weak_frames:
+            return np.empty((0, 4))
+        passed = squares[self._mtcnn.vet(image, squares, self.rnet_threshold)]
+        centre, half = (passed[:, :2] + passed[:, 2:]) / 2, (passed[:, 2:3] - passed[:, :1]) / 2
+        return np.fix(np.concatenate([np.hstack([centre - k * half, centre + k * half]) for k in self.weak_frames]))
 
 
 def _onet_squares(boxes: np.ndarray, frame: tuple[float, float, float]) -> np.ndarray:

@@ -289,6 +289,14 @@ class MTCNNDetector(FaceDetector):
             for b, p in zip(boxes, points, strict=True)
         ]
 
+    def vet(self, image: np.ndarray, squares: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """R-net alone on candidate squares (as :meth:`landmarks`): which of them it takes for faces (its
+        stage threshold, or ``threshold``). Lets another detector's unsure boxes be vetted as P-net's are."""
+        if not len(squares):
+            return np.zeros(0, dtype=bool)
+        _, prob = self._rnet(_normalize(_crops(image, squares[:, :4], 24)))
+        return prob[:, 1] > (self.stage_thresholds[1] if threshold is None else threshold)
+
     def _scales(self, height: int, width: int, min_size: float) -> list[float]:
         """Image pyramid so that faces from ``min_size`` up fill P-net's 12-pixel window."""
         first = 12.0 / max(min_size, 12.0)
