@@ -56,6 +56,13 @@ def markdown(results: list[dict], command: str) -> str:
             for b in BANDS
         ]
         lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
+    lines += ["", "Per quality flag: faces, MAE, 80% interval coverage (a face may have several flags):", ""]
+    for r in results:
+        c = r["interval_coverage"]
+        cells = [
+            f"{k} {v['n']}, {_fmt(v.get('mae'), '.2f')}, {_fmt(v['coverage'], '.0%')}" for k, v in c.items() if v["n"]
+        ]
+        lines.append(f"- {r['model']}: " + "; ".join(cells))
     return "\n".join(lines) + "\n"
 
 

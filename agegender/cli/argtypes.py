@@ -36,7 +36,7 @@ port = _number(int, 0, 65535, "a port number between 0 and 65535")
 
 #: ``--detector`` help, one text for every command that finds faces (names: agegender.faces.available_detectors).
 DETECTOR_HELP = (
-    "face detector NAME[:option=value,...]: auto (= mtcnn), mtcnn, blazeface, haar, yunet; options are the "
+    "face detector NAME[:option=value,...]: auto (= blazeface), blazeface, mtcnn, haar, yunet; options are the "
     "detector's constructor arguments, e.g. mtcnn:landmark_vote=False (the cascade as published) or "
     "mtcnn:min_face_size=40"
 )

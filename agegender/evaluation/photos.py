@@ -27,14 +27,16 @@ log = logging.getLogger(__name__)
 
 
 def _coverage(rows: list[dict]) -> dict[str, Any]:
-    """Share of true ages inside the reported 80% interval, for all faces and per quality flag."""
+    """Share of true ages inside the reported 80% interval, and the age MAE, for all faces and per quality flag:
+    whether a flag marks faces whose answers are worse."""
 
     def cov(sel: list[dict]) -> dict[str, Any]:
         sel = [r for r in sel if r["age_low"] is not None]
         if not sel:
-            return {"n": 0, "coverage": None}
+            return {"n": 0, "coverage": None, "mae": None}
         inside = [r["age_low"] <= r["age_true"] <= r["age_high"] for r in sel]
-        return {"n": len(sel), "coverage": float(np.mean(inside))}
+        mae = float(np.mean([abs(r["age"] - r["age_true"]) for r in sel]))
+        return {"n": len(sel), "coverage": float(np.mean(inside)), "mae": mae}
 
     out = {"all": cov(rows), "ok": cov([r for r in rows if not r["reasons"]])}
     out["flagged"] = cov([r for r in rows if r["reasons"]])
@@ -84,6 +86,7 @@ def evaluate_photos(
     if rows:
         overall["mean_error"] = float(np.mean(ap - at))
     return {
+        "detector": getattr(predictor.detector, "name", type(predictor.detector).__name__),
         "photos": len(records),
         "estimated": len(rows),
         "estimated_share": len(rows) / max(1, len(records)),
@@ -137,6 +140,7 @@ def photo_summary(result: dict[str, Any], dataset: str, split: str, split_file: 
         "data": f"{dataset}, {split} split" + (f" of {split_file}" if split_file else ""),
         "dataset": dataset,
         "split": split,
+        "detector": result.get("detector"),
         "photos": result["photos"],
         "estimated": result["estimated"],
         "flagged": result["flagged"],

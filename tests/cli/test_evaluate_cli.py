@@ -132,8 +132,9 @@ def test_evaluate_photos_end_to_end_and_into_the_card(model_dir: Path, photo_csv
     stored = json.loads((folder / "metrics_photos.json").read_text())
     (entry,) = stored.values()
     assert entry["estimated"] == 2 and entry["overall"]["n"] == 2 and entry["bands"]["30-39"]["n"] == 2
+    assert entry["detector"] == result["detector"] == "blazeface"  # the default detector, named in the figures
     card = (folder / "MODEL_CARD.md").read_text()
-    assert "## End to end on photos" in card and "| 2 / 3 |" in card
+    assert "## End to end on photos" in card and "| blazeface | 2 / 3 |" in card
 
 
 def test_evaluate_photos_refuses_what_it_cannot_do(model_dir: Path, photo_csv: Path, capsys) -> None:

@@ -49,12 +49,13 @@ def test_photos_with_and_without_a_face(predictor: Predictor, tmp_path: Path) ->
 
 def test_coverage_counts_true_ages_inside_the_interval_per_flag() -> None:
     rows = [
-        {"age_true": 30, "age_low": 25, "age_high": 35, "reasons": []},
-        {"age_true": 50, "age_low": 25, "age_high": 35, "reasons": []},
-        {"age_true": 10, "age_low": 5, "age_high": 15, "reasons": ["small"]},
-        {"age_true": 10, "age_low": None, "age_high": None, "reasons": ["blurry"]},
+        {"age_true": 30, "age": 30, "age_low": 25, "age_high": 35, "reasons": []},
+        {"age_true": 50, "age": 30, "age_low": 25, "age_high": 35, "reasons": []},
+        {"age_true": 10, "age": 13, "age_low": 5, "age_high": 15, "reasons": ["small"]},
+        {"age_true": 10, "age": 10, "age_low": None, "age_high": None, "reasons": ["blurry"]},
     ]
     cov = _coverage(rows)
-    assert cov["all"] == {"n": 3, "coverage": pytest.approx(2 / 3)}
-    assert cov["ok"]["coverage"] == 0.5 and cov["flagged"] == {"n": 1, "coverage": 1.0}
-    assert cov["small"]["n"] == 1 and cov["blurry"] == {"n": 0, "coverage": None}
+    assert cov["all"] == {"n": 3, "coverage": pytest.approx(2 / 3), "mae": pytest.approx(23 / 3)}
+    assert cov["ok"]["coverage"] == 0.5 and cov["ok"]["mae"] == 10
+    assert cov["flagged"] == {"n": 1, "coverage": 1.0, "mae": 3}
+    assert cov["small"]["n"] == 1 and cov["blurry"] == {"n": 0, "coverage": None, "mae": None}

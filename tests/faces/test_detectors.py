@@ -103,7 +103,7 @@ def test_a_detector_spec_sets_options() -> None:
         ("haar:min_face_size", "expected key=value"),
         ("haar:=3", "expected key=value"),
         ("nope:min_face_size=3", "unknown face detector 'nope'"),
-        ("auto:landmark_votes=False", "'auto' has no option landmark_votes; it takes: landmark_vote"),
+        ("auto:landmark_votes=False", "'auto' has no option landmark_votes; it takes: .*landmark_vote"),
     ],
 )
 def test_a_bad_detector_spec_is_a_config_error(spec: str, message: str) -> None:
@@ -136,18 +136,23 @@ def test_register_detector(monkeypatch: pytest.MonkeyPatch) -> None:
         register_detector("fixed")(Fixed)
 
 
-def test_auto_prefers_mtcnn() -> None:
-    assert isinstance(create_detector(), MTCNNDetector)
-    assert not create_detector("auto", second_pass=False).second_pass  # options reach the detector that takes them
+def test_auto_prefers_blazeface_unless_an_option_is_mtcnns() -> None:
+    assert isinstance(create_detector(), BlazeFaceDetector)
+    assert create_detector("auto", min_face_size=30).min_face_size == 30  # both take it: still BlazeFace
+    mtcnn = create_detector("auto:landmark_vote=False")  # only MTCNN takes it: MTCNN, as asked
+    assert isinstance(mtcnn, MTCNNDetector) and not mtcnn.landmark_vote
 
 
 def test_auto_tries_its_detectors_in_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(det_module, "AUTO_ORDER", (BlazeFaceDetector, MTCNNDetector))
-    assert isinstance(create_detector("auto", second_pass=False), BlazeFaceDetector)  # MTCNN-only option dropped
+    assert isinstance(create_detector("auto", min_face_size=25), BlazeFaceDetector)
     monkeypatch.setattr(blazeface_module, "MODEL_DIR", tmp_path)  # no model files there
     with pytest.warns(UserWarning, match="blazeface"):
-        detector = create_detector("auto", second_pass=False)
-    assert isinstance(detector, MTCNNDetector) and not detector.second_pass
+        detector = create_detector("auto", min_face_size=25)
+    assert isinstance(detector, MTCNNDetector) and detector.min_face_size == 25
+    # an option of BlazeFace's alone: BlazeFace first, then MTCNN without it when BlazeFace cannot load
+    with pytest.warns(UserWarning, match="blazeface"):
+        assert isinstance(create_detector("auto", weak_threshold=0.2), MTCNNDetector)
 
 
 def test_auto_falls_back_to_haar(monkeypatch: pytest.MonkeyPatch) -> None:

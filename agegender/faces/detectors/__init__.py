@@ -1,8 +1,8 @@
 """Face detectors behind one small interface, so callers can swap accuracy for weight without code changes.
 
 One module per detector (:mod:`.haar`, :mod:`.yunet`, :mod:`.mtcnn`, :mod:`.blazeface`) on the base class and
-registry in :mod:`.base`; ``auto`` (below) picks MTCNN when its package and runtime work, else the Haar cascade, so
-an optional back-end degrades instead of breaking the pipeline.
+registry in :mod:`.base`; ``auto`` (below) picks BlazeFace (or MTCNN) when its files and runtime work, else the
+Haar cascade, so an optional back-end degrades instead of breaking the pipeline.
 """
 
 from __future__ import annotations
@@ -55,21 +55,24 @@ __all__ = [
 _COMMON_OPTIONS = ("min_face_size", "score_threshold", "max_side")
 
 
-#: Detectors ``auto`` tries, in order, before the Haar cascade. BlazeFace is faster but not first: in
-#: benchmarks/results/detectors.md it found 410 faces on the 408 validation photos against MTCNN's 415 (it misses
-#: faces beside the main one) and flagged more of them, with the same MAE and gender accuracy on the main
-#: face (README "Face detectors").
-AUTO_ORDER: tuple[type[FaceDetector], ...] = (MTCNNDetector,)
+#: Detectors ``auto`` tries, in order, before the Haar cascade. BlazeFace first: in benchmarks/results/detectors.md
+#: the whole pipeline ran 1.6x (small photos) to 5x (large) faster than with MTCNN, with the same MAE and gender
+#: accuracy on the validation photos; it finds what MTCNN finds but for faces under 30 px
+#: (benchmarks/results/detector_recall_*.md) and flags more faces ``low_score`` (README "Face detectors").
+AUTO_ORDER: tuple[type[FaceDetector], ...] = (BlazeFaceDetector, MTCNNDetector)
 
 
 @register_detector("auto")
 def _auto_detector(**kwargs: Any) -> FaceDetector:
-    """The first of :data:`AUTO_ORDER` that works (MTCNN: landmarks for alignment), else the Haar cascade.
+    """The first of :data:`AUTO_ORDER` that works (BlazeFace, then MTCNN: both give landmarks for alignment), else
+    the Haar cascade.
 
-    Options only one detector knows (MTCNN's ``second_pass``, ...) go to the detectors that take them; a spec
+    Options choose among them: the first detector that takes every option given is tried first
+    (``auto:landmark_vote=False`` is MTCNN as published), and each tried detector gets the options it takes; a spec
     option none of them takes is refused by ``create_detector`` (:func:`_auto_options`).
     """
-    for cls in AUTO_ORDER:
+    takes_all = [cls for cls in AUTO_ORDER if set(kwargs) <= set(detector_options(cls) or kwargs)]
+    for cls in takes_all + [cls for cls in AUTO_ORDER if cls not in takes_all]:
         try:
             detector = cls(**_accepted(cls, kwargs))
             detector.detect(np.zeros((48, 48, 3), dtype=np.uint8))  # fail now, not on the first user photo
