@@ -30,7 +30,6 @@ from wild_e2e import labelled_records
 
 from agegender.data.images import load_image
 from agegender.faces import create_detector
-from agegender.faces.detectors import parse_detector_spec
 from agegender.inference.batch import write_result
 
 SIZES = ((0, 30, "< 30 px"), (30, 60, "30-60 px"), (60, 1e9, ">= 60 px"))
@@ -72,8 +71,7 @@ def by_size(items: list[tuple[int, np.ndarray]]) -> dict[str, int]:
 
 def detect_all(spec: str, paths: list[Path], progress: bool = True) -> tuple[list[np.ndarray], list[list[float]]]:
     """Every photo's face boxes (N, 4) and scores as ``agegender predict`` finds them with detector ``spec``."""
-    name, options = parse_detector_spec(spec)
-    detector = create_detector(name, **options)
+    detector = create_detector(spec)  # a NAME:key=value spec, as --detector takes it
     boxes, scores = [], []
     for path in tqdm(paths, desc=spec, disable=not progress, leave=False):
         found = detector.detect(load_image(path))
