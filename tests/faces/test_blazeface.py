@@ -201,3 +201,42 @@ def test_threads_detect_at_once_with_the_same_answers(blaze: BlazeFaceDetector) 
     with ThreadPoolExecutor(2) as pool:
         together = list(pool.map(lambda im: [(d.box, d.score) for d in blaze.detect(im)], images))
     assert blaze.thread_safe and together == alone and all(len(f) == 1 for f in alone)
+
+
+def _class_photo(astro: np.ndarray, rows: int, cols: int, width: int) -> np.ndarray:
+    """A made-up class photo: ``rows`` x ``cols`` copies of the astronaut, each a square cell of the picture."""
+    cell = width // cols
+    portrait = cv2.resize(astro, (cell, cell), interpolation=cv2.INTER_AREA)
+    return np.tile(portrait, (rows, cols, 1))
+
+
+def test_closer_looks_find_a_class_photos_small_faces(astro: np.ndarray) -> None:
+    picture = _class_photo(astro, 6, 9, 1278)  # faces ~50 px: ~4% of the picture, ~7 px at BlazeFace's input
+    one_look = create_detector("blazeface", zoom_levels=0, fallback=False).detect(picture)
+    zoomed = create_detector("blazeface", fallback=False).detect(picture)
+    assert len(one_look) < 40  # one look at 192 px loses most of them
+    assert len(zoomed) >= 50, len(zoomed)
+    cell = 1278 // 9
+    cells = {(int(_centre(d.box)[1] // cell), int(_centre(d.box)[0] // cell)) for d in zoomed}
+    assert len(cells) == len(zoomed)  # one face per cell: no face found twice across tiles
+
+
+def test_closer_looks_leave_a_portrait_alone(astro: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    zoomed = create_detector("blazeface", fallback=False)
+    looks = []
+    look = zoomed._look
+    monkeypatch.setattr(zoomed, "_look", lambda image, threshold: looks.append(image.shape) or look(image, threshold))
+    found = zoomed.detect(astro)
+    plain = create_detector("blazeface", zoom_levels=0, fallback=False).detect(astro)
+    assert len(looks) == 1  # a face seen well: no tiles
+    assert [d.box for d in found] == [d.box for d in plain]
+
+
+def test_tiles_hold_the_small_boxes_and_reach_the_photos_edges() -> None:
+    boxes = np.array([[10, 10, 30, 30], [960, 620, 990, 640]], dtype=float)  # a corner face, and one near the other
+    tiles = blaze_module._tiles((640, 1000), 250.0, boxes)
+    assert (0, 0) in tiles and (750, 390) in tiles  # the photo's last row and column end at its edges
+    for x, y in tiles:
+        assert 0 <= x <= 750 and 0 <= y <= 390
+    assert len(tiles) == 2  # only tiles holding a box's centre are looked at
+    assert blaze_module._tiles((640, 1000), 250.0, np.empty((0, 4))) == []

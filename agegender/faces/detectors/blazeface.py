@@ -7,6 +7,11 @@ it, refines it and places the five landmarks exactly as MTCNN would. Models: ``m
 
 BlazeFace's less confident boxes (small, blurred, cut by the photo's edge) are not thrown away: MTCNN's middle stage
 (R-net) vets them first, as it vets P-net's proposals in the MTCNN cascade, and O-net then decides as for the rest.
+
+One look at 192 px misses faces under about 7% of the photo's longer side, where a group or class photo has most of
+its faces. So where a look finds faces (or unsure boxes) near the bottom of its range, BlazeFace looks again at
+the tiles of the photo around them, each half as wide as before, as MTCNN's image pyramid looks at every scale; a
+portrait costs one look, a class photo a few more.
 """
 
 from __future__ import annotations
@@ -99,6 +104,9 @@ class BlazeFaceDetector(FaceDetector):
     Boxes scored from ``weak_threshold`` up to ``blaze_threshold`` (at most ``max_weak`` a photo) go to O-net
     only if R-net passes them (``rnet_threshold``), each framed at every scale of ``weak_frames``: O-net keeps the
     best-scored framing, as it does among MTCNN's overlapping proposals (``weak_threshold=1``: no weak boxes).
+    Zoom: a box under ``zoom_below`` pixels of BlazeFace's input (a face it barely sees) makes BlazeFace look again at
+    the tiles around it, each half the size of the last look (tiles overlap by a quarter), at most ``zoom_levels``
+    times (``zoom_levels=0``: one look at the whole photo).
     Choice of these values: benchmarks/detector_recall.py.
     Scores and boxes are O-net's, so flags and box framing follow MTCNN's calibration. ``onet_passes`` 2 runs
     O-net a second time on its own refined box (about 1 ms a face), which brings the landmarks closer to MTCNN's.
@@ -117,6 +125,8 @@ class BlazeFaceDetector(FaceDetector):
         rnet_threshold: float = 0.7,
         weak_frames: tuple[float, ...] = (1.0, 0.8),
         max_weak: int = 10,
+        zoom_levels: int = 3,
+        zoom_below: float = 20.0,
         fallback: bool = True,
         onet_passes: int = 2,
         num_threads: int = 0,
@@ -140,6 +150,8 @@ class BlazeFaceDetector(FaceDetector):
             msg = f"weak_frames: scales for the weak boxes' O-net squares, e.g. (1.0,0.8), not {weak_frames!r}"
             raise ConfigError(msg) from None
         self.max_weak = max(0, int(max_weak))
+        self.zoom_levels = max(0, int(zoom_levels))
+        self.zoom_below = float(zoom_below)
         self.fallback = fallback
         self.onet_passes = max(1, int(onet_passes))
         self._net = OnnxNet(path, list(spec.outputs), num_threads)
@@ -166,7 +178,37 @@ class BlazeFaceDetector(FaceDetector):
         return _weighted_nms(boxes, scores)
 
     def _anchor_boxes(self, image: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        """Every anchor's box (pixels) and score above ``threshold``, overlaps not yet merged."""
+        """Every anchor's box (pixels) and score above ``threshold`` in one look at the whole photo, overlaps not
+        yet merged."""
+        return self._look(image, threshold)
+
+    def _closer(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes and scores (above ``weak_threshold``) from the closer looks at the tiles around the boxes too
+        small for the last look (``boxes``, ``scores``: the whole-photo look's anchors), only those the last look
+        could barely see."""
+        out_b, out_s = [np.empty((0, 4))], [np.empty(0)]
+        tile = float(max(image.shape[:2]))
+        for _ in range(self.zoom_levels):
+            boxes = _weighted_nms(boxes, scores)[0]  # one box a face: anchors overlap
+            small = _side(boxes) * self.input_side / tile < self.zoom_below  # sizes at this look's input
+            if not small.any() or tile / 2 < self.input_side / 2:  # nothing small, or tiles upscaled over 2x
+                break
+            tile /= 2
+            looks = []
+            for x, y in _tiles(image.shape[:2], tile, boxes[small]):
+                b, s = self._look(image[y : y + int(tile), x : x + int(tile)], self.weak_threshold)
+                looks.append((b + np.array([x, y, x, y]), s))
+            boxes = np.concatenate([np.empty((0, 4))] + [b for b, _ in looks])
+            scores = np.concatenate([np.empty(0)] + [s for _, s in looks])
+            # larger boxes are the last look's to find, or parts of a face cut by the tile's edge
+            keep = _side(boxes) * self.input_side / tile < 2 * self.zoom_below
+            boxes, scores = boxes[keep], scores[keep]
+            out_b.append(boxes)
+            out_s.append(scores)
+        return np.concatenate(out_b), np.concatenate(out_s)
+
+    def _look(self, image: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """One BlazeFace run on ``image`` letterboxed to its input: boxes (pixels) and scores above ``threshold``."""
         h, w = image.shape[:2]
         side = self.input_side
         scale = side / max(h, w)
@@ -185,6 +227,16 @@ class BlazeFaceDetector(FaceDetector):
 
     def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:
         boxes, scores = self._anchor_boxes(image, self.weak_threshold)
+        found = self._faces(image, boxes, scores, min_size)
+        if self.zoom_levels:
+            # the closer looks add faces, never change the ones the whole-photo look found
+            more = self._faces(image, *self._closer(image, boxes, scores), min_size)
+            taken = np.array([d.box for d in found if d.score >= self.score_threshold], float).reshape(-1, 4)
+            found += [d for d in more if not _overlaps(np.array([d.box]), taken)[0]]
+        return found
+
+    def _faces(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, min_size: float) -> list[Detection]:
+        """O-net's faces among the sure ``boxes`` and the weak ones R-net passes."""
         sure = scores > self.blaze_threshold
         squares = self._squares(_weighted_nms(boxes[sure], scores[sure])[0], min_size)
         if self.max_weak and not sure.all():
@@ -227,3 +279,43 @@ def _onet_squares(boxes: np.ndarray, frame: tuple[float, float, float]) -> np.nd
     half = k * np.maximum(w, h) / 2
     squares = np.stack([cx - half + 1, cy - half + 1, cx + half, cy + half], axis=1)
     return np.fix(squares)
+
+
+def _tiles(shape: tuple[int, ...], tile: float, boxes: np.ndarray) -> list[tuple[int, int]]:
+    """Top-left corners of the ``tile``-sided squares, on a grid overlapping by a quarter of a tile over the whole
+    photo, that hold the centre of one of ``boxes`` at least an eighth of a tile from their edge."""
+    h, w = shape[:2]
+    side, step = int(tile), max(1, int(tile * 0.75))
+    xs = sorted({*range(0, max(1, w - side), step), max(0, w - side)})
+    ys = sorted({*range(0, max(1, h - side), step), max(0, h - side)})
+    centres = (boxes[:, :2] + boxes[:, 2:4]) / 2
+    margin = tile / 8
+    out = []
+    for y in ys:
+        for x in xs:
+            # a margin only where the tile ends inside the photo: there the next tile holds the face whole
+            inside = (centres[:, 0] >= x + (margin if x else 0)) & (
+                centres[:, 0] <= x + side - (margin if x + side < w else 0)
+            )
+            inside &= (centres[:, 1] >= y + (margin if y else 0)) & (
+                centres[:, 1] <= y + side - (margin if y + side < h else 0)
+            )
+            if inside.any():
+                out.append((x, y))
+    return out
+
+
+def _side(boxes: np.ndarray) -> np.ndarray:
+    """Each box's longer side."""
+    return np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+
+
+def _overlaps(boxes: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Which ``boxes`` share over half of the smaller one's area with one of ``faces``."""
+    if not len(boxes) or not len(faces):
+        return np.zeros(len(boxes), dtype=bool)
+    a, b = boxes[:, None], faces[None]
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
+    return (w * h / np.maximum(np.minimum(area(a), area(b)), 1e-9) > 0.5).any(axis=1)
