@@ -16,21 +16,19 @@ Writes the JSON and a markdown table next to it. Figures, not tests.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from common import detector_comparison_parser, publish_result
 from detector_recall import compare
 from wild_e2e import labelled_records
 
 from agegender.data.images import load_image
 from agegender.faces import create_detector
-from agegender.inference.batch import write_result
 
 #: (rows, cols, picture width): faces from about 15% down to about 3% of the picture's width
 GRIDS = ((2, 3, 960), (3, 5, 1280), (4, 6, 1280), (6, 9, 1280), (8, 12, 1600))
@@ -87,14 +85,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="labelled photos (folder with labels.csv, manifest, ...)")
-    ap.add_argument("--split-file", help="split file choosing the photos (default: all photos)")
-    ap.add_argument("--split", default="train", choices=["train", "val", "test"])
-    ap.add_argument("--reference", default="mtcnn", help="detector the others are matched against")
-    ap.add_argument("--detector", action="append", required=True, help="NAME[:key=value,...]; repeatable")
+    ap = detector_comparison_parser(__doc__, "benchmarks/results/crowd_recall.json")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per picture (median)")
-    ap.add_argument("--output", type=Path, default=Path("benchmarks/results/crowd_recall.json"))
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     records = labelled_records(args.data, args.split_file, args.split)
@@ -123,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         result["detectors"].append(row)
         print(f"{spec}: found {row['found']}, matched {matched}, ms {[round(m) for m in ms]}")
     text = markdown(result)
-    write_result(args.output, result, text)
-    print(text)
-    return 0
+    return publish_result(args.output, result, text)
 
 
 if __name__ == "__main__":

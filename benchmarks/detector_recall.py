@@ -18,19 +18,18 @@ Writes the JSON and a markdown table next to it. Figures, not tests.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from common import detector_comparison_parser, publish_result
 from tqdm.auto import tqdm
 from wild_e2e import labelled_records
 
 from agegender.data.images import load_image
 from agegender.faces import create_detector
-from agegender.inference.batch import write_result
 
 SIZES = ((0, 30, "< 30 px"), (30, 60, "30-60 px"), (60, 1e9, ">= 60 px"))
 TILE = 128
@@ -133,14 +132,8 @@ def _slug(spec: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="labelled photos (folder with labels.csv, manifest, ...)")
-    ap.add_argument("--split-file", help="split file choosing the photos (default: all photos)")
-    ap.add_argument("--split", default="train", choices=["train", "val", "test"])
-    ap.add_argument("--reference", default="mtcnn", help="detector the others are matched against")
-    ap.add_argument("--detector", action="append", required=True, help="NAME[:key=value,...]; repeatable")
+    ap = detector_comparison_parser(__doc__, "benchmarks/results/detector_recall.json")
     ap.add_argument("--sheet", type=Path, help="folder for one picture per detector of its missed and extra faces")
-    ap.add_argument("--output", type=Path, default=Path("benchmarks/results/detector_recall.json"))
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     paths = [r.path for r in labelled_records(args.data, args.split_file, args.split)]
@@ -179,9 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             result["sheets"].append(str(sheet))
         print(f"{spec}: {row['faces']} faces, {row['matched']} matched, {row['missed']} missed, {row['extra']} extra")
     text = markdown(result)
-    write_result(args.output, result, text)
-    print(text)
-    return 0
+    return publish_result(args.output, result, text)
 
 
 if __name__ == "__main__":

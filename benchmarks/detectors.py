@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import publish_result
 from wild_e2e import labelled_records
 
 from agegender import Predictor
@@ -39,7 +40,7 @@ from agegender.data.images import load_image
 from agegender.evaluation.photos import evaluate_photos
 from agegender.faces import Detection, create_detector, extract_faces
 from agegender.faces.detectors import parse_detector_spec
-from agegender.inference.batch import Item, run_predictions, write_result
+from agegender.inference.batch import Item, run_predictions
 from agegender.inference.engine import predict_crops
 
 STAGES = ("decode", "detect", "align", "network")
@@ -277,9 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "detectors": detectors,
     }
     text = markdown(result)
-    write_result(args.output, result, text)
-    print(text)
-    return 0
+    return publish_result(args.output, result, text)
 
 
 def _longer_side(path: Path) -> int:

@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from common import publish_result
 
 from agegender.data.dataset import decode_all
 from agegender.data.readers import read_dataset
 from agegender.data.splits import split_records
 from agegender.evaluation.metrics import compute_metrics
-from agegender.inference.batch import write_result
 from agegender.inference.engine import TorchEngine, load_net, predict_crops
 
 METRICS = ("mae", "rmse", "gender_acc", "gender_f1", "score")
@@ -68,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         md.append("| " + " | ".join(cells) + " |")
     command = " ".join(["python", "benchmarks/ensemble_val.py", *argv])
     text = f"Validation split ({len(records)} faces, {split_file}); written by `{command}`\n\n" + "\n".join(md) + "\n"
-    write_result(args.output, result, text)
-    print(text)
-    return 0
+    return publish_result(args.output, result, text)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import publish_result
 from detectors import load_spec
 from wild_e2e import labelled_records
 
 from agegender.evaluation.photos import evaluate_photos
-from agegender.inference.batch import write_result
 
 MIN_FACE_SIZES = (20.0, 22.2, 24.6, 27.4)  # 20 / 0.709 ** (k / 4), k = 0..3: a quarter step apart
 
@@ -102,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         "detectors": detectors,
     }
     text = markdown(result)
-    write_result(args.output, result, text)
-    print(text)
-    return 0
+    return publish_result(args.output, result, text)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import publish_result
 
-from agegender.inference.batch import write_result
 from agegender.models.export import OUTPUT_NAMES, export_onnx
 from agegender.models.folder import DEFAULT_MODEL_DIR, load_model_folder
 
@@ -110,9 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     md.append("")
     md.append(f"Largest output difference between the two graphs: {result['max_abs_diff']}")
     text = "\n".join(md) + "\n"
-    write_result(args.output, result, text)
-    print(text)
-    return 0
+    return publish_result(args.output, result, text)
 
 
 if __name__ == "__main__":

@@ -224,8 +224,10 @@ def test_closer_looks_find_a_class_photos_small_faces(astro: np.ndarray) -> None
 def test_closer_looks_leave_a_portrait_alone(astro: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     zoomed = create_detector("blazeface", fallback=False)
     looks = []
-    look = zoomed._look
-    monkeypatch.setattr(zoomed, "_look", lambda image, threshold: looks.append(image.shape) or look(image, threshold))
+    look = zoomed._anchor_boxes
+    monkeypatch.setattr(
+        zoomed, "_anchor_boxes", lambda image, threshold: looks.append(image.shape) or look(image, threshold)
+    )
     found = zoomed.detect(astro)
     plain = create_detector("blazeface", zoom_levels=0, fallback=False).detect(astro)
     assert len(looks) == 1  # a face seen well: no tiles

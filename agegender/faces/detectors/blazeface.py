@@ -177,11 +177,6 @@ class BlazeFaceDetector(FaceDetector):
         boxes, scores = self._anchor_boxes(image, self.blaze_threshold if threshold is None else threshold)
         return _weighted_nms(boxes, scores)
 
-    def _anchor_boxes(self, image: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        """Every anchor's box (pixels) and score above ``threshold`` in one look at the whole photo, overlaps not
-        yet merged."""
-        return self._look(image, threshold)
-
     def _closer(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes and scores (above ``weak_threshold``) from the closer looks at the tiles around the boxes too
         small for the last look (``boxes``, ``scores``: the whole-photo look's anchors), only those the last look
@@ -196,7 +191,7 @@ class BlazeFaceDetector(FaceDetector):
             tile /= 2
             looks = []
             for x, y in _tiles(image.shape[:2], tile, boxes[small]):
-                b, s = self._look(image[y : y + int(tile), x : x + int(tile)], self.weak_threshold)
+                b, s = self._anchor_boxes(image[y : y + int(tile), x : x + int(tile)], self.weak_threshold)
                 looks.append((b + np.array([x, y, x, y]), s))
             boxes = np.concatenate([np.empty((0, 4))] + [b for b, _ in looks])
             scores = np.concatenate([np.empty(0)] + [s for _, s in looks])
@@ -207,8 +202,9 @@ class BlazeFaceDetector(FaceDetector):
             out_s.append(scores)
         return np.concatenate(out_b), np.concatenate(out_s)
 
-    def _look(self, image: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        """One BlazeFace run on ``image`` letterboxed to its input: boxes (pixels) and scores above ``threshold``."""
+    def _anchor_boxes(self, image: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """One look: BlazeFace on ``image`` (a photo or a tile) letterboxed to its input; every anchor's box
+        (pixels) and score above ``threshold``, overlaps not yet merged."""
         h, w = image.shape[:2]
         side = self.input_side
         scale = side / max(h, w)
