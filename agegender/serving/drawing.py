@@ -30,12 +30,16 @@ def face_color(face: FaceResult) -> tuple[int, int, int]:
     return COLORS.get(face.gender, COLORS[None])
 
 
-def face_label(index: int, face: FaceResult) -> str:
-    """``"1: F, 34 (29-39)"``, ``"2: M, 40 (31-49)?"`` for a low-quality face, ``"3: skipped"`` without one.
+def face_label(index: int, face: FaceResult, short: bool = False) -> str:
+    """``"1: F, 34 (29-39)"``, ``"2: M, 40 (31-49)?"`` for a low-quality face, ``"3: skipped"`` without one;
+    ``short``: without the interval (``"1: F, 34"``), for faces too small to carry the whole label.
 
     A plain hyphen in the interval: Pillow's bundled font has no en dash and drew a box in its place.
     """
-    return f"{index}: {face.label}".replace("\u2013", "-")
+    label = face.label
+    if short and face.age is not None:
+        label = label.split(" (")[0] + ("?" if face.status == "low_quality" else "")
+    return f"{index}: {label}".replace("\u2013", "-")
 
 
 Color = tuple[int, int, int]
@@ -109,11 +113,13 @@ def annotate(
     scale = shrink / image_scale  # photo pixels -> drawing pixels
     draw = ImageDraw.Draw(img)
     side = max(img.size)
-    width = max(2, round(side / 250))
-    font = _font(max(12, round(side / 26)))
     w, h = img.size
     boxes = [_clipped(f.box, scale, w, h) if f.box is not None else None for f in faces]
     taken: list[tuple[float, float, float, float]] = [b for b in boxes if b is not None]
+    # text and lines in proportion to the faces, so a class photo's labels do not bury its faces
+    face_side = float(np.median([max(b[2] - b[0], b[3] - b[1]) for b in taken])) if taken else side
+    width = max(1, min(round(side / 250), round(face_side / 25)))
+    font = _font(max(12, min(round(side / 26), round(face_side / 3))))
     for i, (face, box) in enumerate(zip(faces, boxes, strict=True), start=1):
         if box is None:
             continue
@@ -123,6 +129,8 @@ def annotate(
         else:
             draw.rectangle(box, outline=color, width=width)
         text = face_label(i, face)
+        if draw.textlength(text, font=font) > 2 * (box[2] - box[0]):  # much wider than its face
+            text = face_label(i, face, short=True)
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         pad = max(2, (bottom - top) // 4)
         size = (right - left + 2 * pad, bottom - top + 2 * pad)

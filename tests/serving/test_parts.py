@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import runpy
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +212,16 @@ def test_annotate_draws_photo_pixel_boxes_on_a_reduced_image() -> None:
     arr = np.asarray(img)
     assert tuple(arr[25, 5]) == COLORS["female"]  # left edge at x = 5 in the half-size image
     assert tuple(arr[25, 10]) != COLORS["female"]  # not at the photo's x = 10
+
+
+def test_a_class_photos_labels_leave_its_faces_visible() -> None:
+    """Labels sized for a portrait (a 46 px font on a 1200 px picture) buried a class photo's 60 px faces."""
+    photo = np.full((800, 1200, 3), 90, np.uint8)
+    faces = [replace(OK, box=[x, y, x + 60, y + 60]) for y in range(60, 800, 160) for x in range(40, 1200, 150)]
+    drawn = np.asarray(annotate(photo, faces)).astype(int)
+    inner = [drawn[y + 8 : y + 52, x + 8 : x + 52] for x, y, *_ in (f.box for f in faces)]
+    untouched = np.mean([np.all(face == 90, axis=2).mean() for face in inner])
+    assert untouched > 0.9, untouched
+    assert face_label(3, OK, short=True) == "3: F, 34"
+    assert face_label(4, SMALL, short=True) == "4: M, 20?"
+    assert face_label(5, SKIPPED, short=True) == "5: skipped"
