@@ -242,3 +242,9 @@ def test_tiles_hold_the_small_boxes_and_reach_the_photos_edges() -> None:
         assert 0 <= x <= 750 and 0 <= y <= 390
     assert len(tiles) == 2  # only tiles holding a box's centre are looked at
     assert blaze_module._tiles((640, 1000), 250.0, np.empty((0, 4))) == []
+
+
+def test_only_boxes_over_zoom_threshold_open_tiles(astro: np.ndarray) -> None:
+    picture = _class_photo(astro, 6, 9, 1278)
+    assert create_detector("blazeface", zoom_threshold=1.0, fallback=False).detect(picture) == []  # nothing zooms
+    assert len(create_detector("blazeface", zoom_threshold=0.1, fallback=False).detect(picture)) >= 50

@@ -104,9 +104,9 @@ class BlazeFaceDetector(FaceDetector):
     Boxes scored from ``weak_threshold`` up to ``blaze_threshold`` (at most ``max_weak`` a photo) go to O-net
     only if R-net passes them (``rnet_threshold``), each framed at every scale of ``weak_frames``: O-net keeps the
     best-scored framing, as it does among MTCNN's overlapping proposals (``weak_threshold=1``: no weak boxes).
-    Zoom: a box under ``zoom_below`` pixels of BlazeFace's input (a face it barely sees) makes BlazeFace look again at
-    the tiles around it, each half the size of the last look (tiles overlap by a quarter), at most ``zoom_levels``
-    times (``zoom_levels=0``: one look at the whole photo).
+    Zoom: a box scored over ``zoom_threshold`` and under ``zoom_below`` pixels of BlazeFace's input (a face it
+    barely sees) makes BlazeFace look again at the tiles around it, each half the size of the last look (tiles
+    overlap by a quarter), at most ``zoom_levels`` times (``zoom_levels=0``: one look at the whole photo).
     Choice of these values: benchmarks/detector_recall.py.
     Scores and boxes are O-net's, so flags and box framing follow MTCNN's calibration. ``onet_passes`` 2 runs
     O-net a second time on its own refined box (about 1 ms a face), which brings the landmarks closer to MTCNN's.
@@ -127,6 +127,7 @@ class BlazeFaceDetector(FaceDetector):
         max_weak: int = 10,
         zoom_levels: int = 3,
         zoom_below: float = 20.0,
+        zoom_threshold: float = 0.1,
         fallback: bool = True,
         onet_passes: int = 2,
         num_threads: int = 0,
@@ -152,6 +153,7 @@ class BlazeFaceDetector(FaceDetector):
         self.max_weak = max(0, int(max_weak))
         self.zoom_levels = max(0, int(zoom_levels))
         self.zoom_below = float(zoom_below)
+        self.zoom_threshold = float(zoom_threshold)
         self.fallback = fallback
         self.onet_passes = max(1, int(onet_passes))
         self._net = OnnxNet(path, list(spec.outputs), num_threads)
@@ -184,8 +186,9 @@ class BlazeFaceDetector(FaceDetector):
         out_b, out_s = [np.empty((0, 4))], [np.empty(0)]
         tile = float(max(image.shape[:2]))
         for _ in range(self.zoom_levels):
-            boxes = _weighted_nms(boxes, scores)[0]  # one box a face: anchors overlap
+            boxes, top = _weighted_nms(boxes, scores)  # one box a face: anchors overlap
             small = _side(boxes) * self.input_side / tile < self.zoom_below  # sizes at this look's input
+            small &= top > self.zoom_threshold
             if not small.any() or tile / 2 < self.input_side / 2:  # nothing small, or tiles upscaled over 2x
                 break
             tile /= 2
