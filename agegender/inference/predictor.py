@@ -55,13 +55,17 @@ class FaceResult:
     def label(self) -> str:
         """``"F, 34 (29–39)"``: the estimate and its 80% interval, as in tables and outputs (not the standard
         deviation); a flagged face ends with "?", a face without an estimate shows its status."""
+        return self.describe()
+
+    def describe(self, interval: bool = True) -> str:
+        """:attr:`label`, or without the interval (``"F, 34"``) where space is short (a small face's drawing)."""
         if self.age is None:
             return self.status.replace("_", " ")
-        interval = ""
-        if self.age_low is not None and self.age_high is not None:
-            interval = f" ({round(self.age_low)}–{round(self.age_high)})"
+        spread = ""
+        if interval and self.age_low is not None and self.age_high is not None:
+            spread = f" ({round(self.age_low)}–{round(self.age_high)})"
         doubt = "?" if self.status == "low_quality" else ""
-        return f"{'F' if self.gender == 'female' else 'M'}, {round(self.age)}{interval}{doubt}"
+        return f"{'F' if self.gender == 'female' else 'M'}, {round(self.age)}{spread}{doubt}"
 
 
 def split_error(faces: list[FaceResult]) -> tuple[list[FaceResult], str]:

@@ -36,10 +36,7 @@ def face_label(index: int, face: FaceResult, short: bool = False) -> str:
 
     A plain hyphen in the interval: Pillow's bundled font has no en dash and drew a box in its place.
     """
-    label = face.label
-    if short and face.age is not None:
-        label = label.split(" (")[0] + ("?" if face.status == "low_quality" else "")
-    return f"{index}: {label}".replace("\u2013", "-")
+    return f"{index}: {face.describe(interval=not short)}".replace("\u2013", "-")
 
 
 Color = tuple[int, int, int]

@@ -179,14 +179,13 @@ class BlazeFaceDetector(FaceDetector):
         boxes, scores = self._anchor_boxes(image, self.blaze_threshold if threshold is None else threshold)
         return _weighted_nms(boxes, scores)
 
-    def _closer(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _closer(self, image: np.ndarray, boxes: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes and scores (above ``weak_threshold``) from the closer looks at the tiles around the boxes too
-        small for the last look (``boxes``, ``scores``: the whole-photo look's anchors), only those the last look
-        could barely see."""
+        small for the last look (``boxes``, ``top``: the whole-photo look's, overlaps merged), only those the
+        last look could barely see."""
         out_b, out_s = [np.empty((0, 4))], [np.empty(0)]
         tile = float(max(image.shape[:2]))
         for _ in range(self.zoom_levels):
-            boxes, top = _weighted_nms(boxes, scores)  # one box a face: anchors overlap
             small = _side(boxes) * self.input_side / tile < self.zoom_below  # sizes at this look's input
             small &= top > self.zoom_threshold
             if not small.any() or tile / 2 < self.input_side / 2:  # nothing small, or tiles upscaled over 2x
@@ -200,9 +199,9 @@ class BlazeFaceDetector(FaceDetector):
             scores = np.concatenate([np.empty(0)] + [s for _, s in looks])
             # larger boxes are the last look's to find, or parts of a face cut by the tile's edge
             keep = _side(boxes) * self.input_side / tile < 2 * self.zoom_below
-            boxes, scores = boxes[keep], scores[keep]
-            out_b.append(boxes)
-            out_s.append(scores)
+            out_b.append(boxes[keep])
+            out_s.append(scores[keep])
+            boxes, top = _weighted_nms(boxes[keep], scores[keep])  # one box a face for the next level
         return np.concatenate(out_b), np.concatenate(out_s)
 
     def _anchor_boxes(self, image: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -226,21 +225,31 @@ class BlazeFaceDetector(FaceDetector):
 
     def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:
         boxes, scores = self._anchor_boxes(image, self.weak_threshold)
-        found = self._faces(image, boxes, scores, min_size)
-        if self.zoom_levels:
+        merged = _weighted_nms(boxes, scores)  # one box a face, for the weak boxes and the closer looks alike
+        found = self._faces(image, boxes, scores, min_size, merged)
+        closer_boxes, closer_scores = self._closer(image, *merged) if self.zoom_levels else (boxes[:0], scores[:0])
+        if len(closer_boxes):
             # the closer looks add faces, never change the ones the whole-photo look found
-            more = self._faces(image, *self._closer(image, boxes, scores), min_size)
+            more = self._faces(image, closer_boxes, closer_scores, min_size)
             taken = np.array([d.box for d in found if d.score >= self.score_threshold], float).reshape(-1, 4)
             found += [d for d in more if not _overlaps(np.array([d.box]), taken)[0]]
         return found
 
-    def _faces(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, min_size: float) -> list[Detection]:
-        """O-net's faces among the sure ``boxes`` and the weak ones R-net passes."""
+    def _faces(
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        min_size: float,
+        merged: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> list[Detection]:
+        """O-net's faces among the sure ``boxes`` and the weak ones R-net passes (``merged``: the boxes' weighted
+        NMS, when the caller has it already)."""
         sure = scores > self.blaze_threshold
         squares = self._squares(_weighted_nms(boxes[sure], scores[sure])[0], min_size)
         if self.max_weak and not sure.all():
             # weak boxes: merged among all, so a weak box overlapping a sure face joins that face's group
-            grouped, top = _weighted_nms(boxes, scores)
+            grouped, top = merged if merged is not None else _weighted_nms(boxes, scores)
             weak = self._squares(grouped[top <= self.blaze_threshold], min_size)[: self.max_weak]
             squares = np.concatenate([squares, self._vetted(image, weak)])
         if not len(squares):
