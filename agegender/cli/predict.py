@@ -160,7 +160,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for note in filter(None, (skipped_files_note(Path(s), args.recursive) for s in args.inputs if Path(s).is_dir())):
         print(note, file=sys.stderr)
     if not items:
-        print("error: no input images (give files, folders, --manifest or --competition)", file=sys.stderr)
+        folders = [s for s in args.inputs if Path(s).is_dir()] if not (args.manifest or args.competition) else []
+        where = f" in {', '.join(folders)}" if folders else ""
+        deeper = any(p.is_dir() for f in folders for p in Path(f).iterdir()) and not args.recursive
+        hint = ", only in sub-folders: add --recursive (-r) to read them" if deeper else ""
+        hint = hint or " (give files, folders, --manifest or --competition)"
+        print(f"error: no input images{where}{hint}", file=sys.stderr)
         return 2
     detector = args.detector
     if args.detector_model and not Path(args.detector_model).is_file():

@@ -105,11 +105,18 @@ def test_predict_csv_with_bad_file(model_dir: Path, photos: Path, tmp_path: Path
     assert "not a readable image" in rows[1]["message"] and "file not found" in rows[3]["message"]
 
 
-def test_predict_table_and_no_inputs(model_dir: Path, photos: Path, capsys) -> None:
+def test_predict_table_and_no_inputs(model_dir: Path, photos: Path, tmp_path: Path, capsys) -> None:
     code, out, err = _run(["predict", str(photos), "--model", str(model_dir), "--quiet"], capsys)
     assert code == 0 and "astronaut.png" in out and "mirrored.png" in out
     code, out, err = _run(["predict", "--model", str(model_dir)], capsys)
     assert code == 2 and err.startswith("error: no input images")
+    nested = tmp_path / "nested"
+    (nested / "sub").mkdir(parents=True)
+    (nested / "sub" / "a.png").write_bytes((photos / "astronaut.png").read_bytes())
+    code, out, err = _run(["predict", str(nested), "--model", str(model_dir), "--quiet"], capsys)
+    assert code == 2 and f"no input images in {nested}, only in sub-folders: add --recursive" in err
+    code, out, err = _run(["predict", str(nested), "-r", "--model", str(model_dir), "--quiet"], capsys)
+    assert code == 0 and "a.png" in out
 
 
 @pytest.fixture(scope="module")
