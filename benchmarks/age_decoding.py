@@ -10,6 +10,11 @@ of read-out moves the per-band bias that issue #17 targets. Validation split onl
         --output benchmarks/results/age_decoding_val.json
 
 Writes JSON and a markdown table (overall and per source: MAE, RMSE, and mean signed error per age band).
+
+``--prior-adjust TAU ...`` adds the model's own read-out with its logits adjusted for the training label prior
+(logit adjustment: logits - TAU * log p_train(age)), which takes away the pull of the common ages. The prior is
+the train split's ages as the model's recipe samples them (its sources' weights and ``balance_age``), smoothed
+with the label sigma (2 years).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import torch
 from agegender.data.dataset import decode_all
 from agegender.data.names import dataset_name, unique_names
 from agegender.data.readers import read_dataset
-from agegender.data.splits import split_sources
+from agegender.data.splits import age_band, split_sources
 from agegender.evaluation.evaluate import default_split_file
 from agegender.evaluation.metrics import compute_metrics, compute_slices
 from agegender.evaluation.photos import SUMMARY_BANDS as BANDS
@@ -48,8 +53,10 @@ def run_net(net, crops: list[np.ndarray], batch_size: int = 128) -> tuple[np.nda
     return np.concatenate(logits), np.concatenate(gender)
 
 
-def read_outs(logits: np.ndarray) -> dict[str, np.ndarray]:
-    """Every read-out of the distribution, keyed by name."""
+def read_outs(
+    logits: np.ndarray, prior: np.ndarray | None = None, taus: tuple[float, ...] = (), temperature: float = 1.0
+) -> dict[str, np.ndarray]:
+    """Every read-out of the distribution, keyed by name (the prior-adjusted ones at the model's ``temperature``)."""
     ages = np.arange(logits.shape[1], dtype=np.float64)
     z = logits - logits.max(1, keepdims=True)
     p = np.exp(z)
@@ -69,7 +76,34 @@ def read_outs(logits: np.ndarray) -> dict[str, np.ndarray]:
         near = np.abs(ages[None, :] - mode[:, None]) <= w
         q = p * near
         out[f"mean within {w} years of the mode"] = (q @ ages) / q.sum(1)
+    for tau in taus:
+        a = (z - tau * np.log(prior)[None, :]) / temperature
+        q = np.exp(a - a.max(1, keepdims=True))
+        q /= q.sum(1, keepdims=True)
+        out[f"mean, temperature {temperature}, prior-adjusted {tau}"] = q @ ages
     return out
+
+
+def training_prior(model: Path, parts: dict, names: list[str], bins: int) -> np.ndarray:
+    """The train split's age distribution as the model's recipe drew it: each source at its recipe weight (by
+    dataset name; natural share otherwise), age bands evened out by ``balance_age``; smoothed and floored, so
+    ages no one was trained on are not boosted without bound."""
+    recipe = json.loads((model / "config.json").read_text()).get("training", {}).get("recipe", {}).get("data", {})
+    weights = {dataset_name(s["path"]): s.get("weight") for s in recipe.get("sources") or []}
+    balance = float(recipe.get("balance_age") or 0.0)
+    total = sum(len(parts[n]["train"]) for n in names)
+    prior = np.zeros(bins)
+    for n in names:
+        recs = parts[n]["train"]
+        ages = np.clip(np.round([r.age for r in recs]).astype(int), 0, bins - 1)
+        _, inverse, counts = np.unique([age_band(r.age) for r in recs], return_inverse=True, return_counts=True)
+        hist = np.bincount(ages, weights=counts[inverse].astype(float) ** -balance, minlength=bins)
+        share = weights.get(n) if weights.get(n) is not None else len(recs) / total
+        prior += share * hist / hist.sum()
+    kernel = np.exp(-0.5 * (np.arange(-8, 9) / 2.0) ** 2)
+    prior = np.convolve(np.pad(prior / prior.sum(), 8, mode="edge"), kernel / kernel.sum(), mode="valid")
+    prior = np.maximum(prior, 0.1 / bins)
+    return prior / prior.sum()
 
 
 def figures(age_true: np.ndarray, age_pred: np.ndarray, gender_true: np.ndarray, gender_pred: np.ndarray) -> dict:
@@ -105,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split-file", type=Path, default=None, help="default: the model's split.json")
     ap.add_argument("--split", default="val", choices=("val", "test"))
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/age_decoding_val.json"))
+    ap.add_argument("--prior-adjust", type=float, nargs="*", default=[], metavar="TAU", help="logit adjustments")
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     names = unique_names([dataset_name(d) for d in args.data])
@@ -115,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     parts = split_sources(by_source, args.split_file or default_split_file(args.model))
     net, _ = load_net(args.model)
     net.eval()
+    taus = tuple(args.prior_adjust)
+    prior = training_prior(args.model, parts, names, net.age_head.out.out_features) if taus else None
+    temperature = float(getattr(net.age_head, "temperature", 1.0))
     result: dict = {"model": str(args.model), "data": args.data, "split": args.split, "sources": {}}
     everything: dict[str, list] = {}
     for name in names:
@@ -122,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         age_true = np.array([r.age for r in records], dtype=float)
         gender_true = np.array([r.gender for r in records], dtype=int)
         logits, gender_pred = run_net(net, list(decode_all(records, net.input_size, progress=True)))
-        outs = read_outs(logits)
+        outs = read_outs(logits, prior, taus, temperature)
         result["sources"][name] = {k: figures(age_true, v, gender_true, gender_pred) for k, v in outs.items()}
         for k, v in outs.items():
             everything.setdefault(k, []).append((age_true, v, gender_true, gender_pred))
