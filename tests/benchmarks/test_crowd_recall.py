@@ -48,3 +48,28 @@ def test_too_few_photos_for_the_largest_grid_is_a_clear_error(tmp_path: Path, mo
     monkeypatch.setattr(crowd_recall, "labelled_records", lambda data, split_file, split: [])
     with pytest.raises(SystemExit):
         crowd_recall.main(["--data", str(tmp_path), "--detector", "x", "--output", str(tmp_path / "c.json")])
+
+
+def test_portrait_is_a_square_around_the_face_padded_where_it_leaves_the_photo() -> None:
+    image = np.zeros((100, 100, 3), np.uint8)
+    image[40:60, 40:60] = 200  # the "face"
+    cut = crowd_recall.portrait(image, np.array([40, 40, 60, 60.0]))
+    assert cut.shape == (44, 44, 3)  # 2.2 x 20 px
+    assert cut[22, 22, 0] == 200 and cut[0, 0, 0] == 0  # the face in the middle
+    corner = crowd_recall.portrait(image, np.array([0, 0, 20, 20.0]))  # a face in the photo's corner
+    assert corner.shape == (44, 44, 3) and corner[:12].max() == 0  # the part above the photo is black
+
+
+def test_uniform_pictures_use_one_face_a_photo_and_skip_photos_without_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Finder:
+        def detect(self, image: np.ndarray) -> list:
+            if not image.any():
+                return []
+            box = type("D", (), {"box": (10.0, 10.0, 30.0, 30.0)})()
+            big = type("D", (), {"box": (0.0, 0.0, 40.0, 40.0)})()
+            return [box, big]
+
+    monkeypatch.setattr(crowd_recall, "create_detector", lambda spec: Finder())
+    photos = [np.zeros((50, 50, 3), np.uint8), np.full((50, 50, 3), 9, np.uint8), np.full((50, 50, 3), 9, np.uint8)]
+    cuts = crowd_recall.portraits(iter(photos), "ref", need=1)
+    assert len(cuts) == 1 and cuts[0].shape == (88, 88, 3)  # the larger face (40 px), the blank photo skipped
