@@ -30,12 +30,13 @@ import torch
 from agegender.data.dataset import decode_all
 from agegender.data.names import dataset_name, unique_names
 from agegender.data.readers import read_dataset
-from agegender.data.splits import age_band, split_sources
+from agegender.data.splits import split_sources
 from agegender.evaluation.evaluate import default_split_file
 from agegender.evaluation.metrics import compute_metrics, compute_slices
 from agegender.evaluation.photos import SUMMARY_BANDS as BANDS
 from agegender.inference.engine import load_net
 from agegender.inference.preprocess import Preprocessor
+from agegender.training.datamodule import sampling_weights
 
 TEMPERATURES = (0.8, 0.6, 0.4, 0.25, 0.1)
 WINDOWS = (3, 6)
@@ -85,21 +86,16 @@ def read_outs(
 
 
 def training_prior(model: Path, parts: dict, names: list[str], bins: int) -> np.ndarray:
-    """The train split's age distribution as the model's recipe drew it: each source at its recipe weight (by
-    dataset name; natural share otherwise), age bands evened out by ``balance_age``; smoothed and floored, so
-    ages no one was trained on are not boosted without bound."""
+    """The train split's age distribution as the model's recipe drew it (the training sampler's own weights: its
+    sources' shares by dataset name, age bands evened out by ``balance_age``); smoothed and floored, so ages no
+    one was trained on are not boosted without bound."""
     recipe = json.loads((model / "config.json").read_text()).get("training", {}).get("recipe", {}).get("data", {})
     weights = {dataset_name(s["path"]): s.get("weight") for s in recipe.get("sources") or []}
-    balance = float(recipe.get("balance_age") or 0.0)
-    total = sum(len(parts[n]["train"]) for n in names)
-    prior = np.zeros(bins)
-    for n in names:
-        recs = parts[n]["train"]
-        ages = np.clip(np.round([r.age for r in recs]).astype(int), 0, bins - 1)
-        _, inverse, counts = np.unique([age_band(r.age) for r in recs], return_inverse=True, return_counts=True)
-        hist = np.bincount(ages, weights=counts[inverse].astype(float) ** -balance, minlength=bins)
-        share = weights.get(n) if weights.get(n) is not None else len(recs) / total
-        prior += share * hist / hist.sum()
+    records = [r for n in names for r in parts[n]["train"]]
+    index = np.concatenate([np.full(len(parts[n]["train"]), i) for i, n in enumerate(names)])
+    drawn = sampling_weights(records, index, [weights.get(n) for n in names], float(recipe.get("balance_age") or 0.0))
+    ages = np.clip(np.round([r.age for r in records]).astype(int), 0, bins - 1)
+    prior = np.bincount(ages, weights=drawn, minlength=bins)
     kernel = np.exp(-0.5 * (np.arange(-8, 9) / 2.0) ** 2)
     prior = np.convolve(np.pad(prior / prior.sum(), 8, mode="edge"), kernel / kernel.sum(), mode="valid")
     prior = np.maximum(prior, 0.1 / bins)

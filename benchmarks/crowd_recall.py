@@ -51,7 +51,8 @@ def montage(images: list[np.ndarray], rows: int, cols: int, width: int) -> np.nd
 
 def portrait(image: np.ndarray, box: np.ndarray, margin: float = 2.2) -> np.ndarray:
     """The square around a face ``box`` (x1, y1, x2, y2), ``margin`` times its longer side: head and shoulders,
-    black where the square leaves the photo."""
+    black where the square leaves the photo. A pixel copy, not ``faces.align.crop_from_box``'s resampled chip
+    (framed by the box's area): with that cut, the threshold figures in the README came out otherwise."""
     side = int(round(margin * max(box[2] - box[0], box[3] - box[1])))
     x0, y0 = (int(round((box[0] + box[2] - side) / 2)), int(round((box[1] + box[3] - side) / 2)))
     out = np.zeros((side, side, 3), np.uint8)

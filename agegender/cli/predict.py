@@ -140,7 +140,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from agegender.errors import ConfigError
 
         raise ConfigError("--address applies to --engine ray")
-    from agegender.data.listing import skipped_files_note
+    from agegender.data.listing import list_images, skipped_files_note
     from agegender.inference import batch
     from agegender.inference.predictor import Predictor
     from agegender.utils.io import ensure_writable, raise_if_unsaved, write_text_output
@@ -162,9 +162,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not items:
         folders = [s for s in args.inputs if Path(s).is_dir()] if not (args.manifest or args.competition) else []
         where = f" in {', '.join(folders)}" if folders else ""
-        deeper = any(p.is_dir() for f in folders for p in Path(f).iterdir()) and not args.recursive
-        hint = ", only in sub-folders: add --recursive (-r) to read them" if deeper else ""
-        hint = hint or " (give files, folders, --manifest or --competition)"
+        deeper = not args.recursive and any(list_images(Path(f), recursive=True) for f in folders)
+        hint = (
+            ", only in sub-folders: add --recursive (-r) to read them"
+            if deeper
+            else " (give files, folders, --manifest or --competition)"
+        )
         print(f"error: no input images{where}{hint}", file=sys.stderr)
         return 2
     detector = args.detector

@@ -127,25 +127,10 @@ class AgeGenderDataModule(L.LightningDataModule):
         sets, are not left to the mean; each source keeps its share.
         """
         balance = float(self.cfg.balance_age or 0.0)
-        if balance < 0:
-            raise DataError(f"data.balance_age must be >= 0, got {balance}")
         if not any(s.weight is not None for s in self.sources) and balance == 0:
             return None
-        idx = self.source_index["train"]
-        counts = np.bincount(idx, minlength=len(self.sources)).astype(float)
-        natural = counts / counts.sum()
-        share = np.array([s.weight if s.weight is not None else natural[i] for i, s in enumerate(self.sources)])
-        if (share < 0).any() or share.sum() <= 0:
-            raise DataError(f"data.sources weights must be >= 0 and not all 0, got {share.tolist()}")
-        within = np.ones(len(idx))
-        if balance > 0:
-            bands = np.array([age_band(r.age) if r.age is not None else "none" for r in self.splits["train"]])
-            for src in range(len(self.sources)):
-                mine = idx == src
-                _, inverse, band_counts = np.unique(bands[mine], return_inverse=True, return_counts=True)
-                within[mine] = band_counts[inverse].astype(float) ** -balance
-        totals = np.bincount(idx, weights=within, minlength=len(self.sources))
-        return (share / share.sum())[idx] * within / np.maximum(totals, 1e-12)[idx]
+        shares = [s.weight for s in self.sources]
+        return sampling_weights(self.splits["train"], self.source_index["train"], shares, balance)
 
     def _attach_teacher_targets(self, ds: FaceDataset) -> None:
         from agegender.training.distill import teacher_targets
@@ -201,3 +186,28 @@ def seed_worker_transforms(worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
     if info is not None and hasattr(info.dataset, "transform"):
         seed_transform(info.dataset.transform, info.seed % 2**32)
+
+
+def sampling_weights(
+    records: list[FaceRecord], source_index: np.ndarray, shares: list[float | None], balance: float = 0.0
+) -> np.ndarray:
+    """Each record's chance of being drawn (they sum to 1): source ``i`` gets ``shares[i]`` of every epoch (None: its
+    natural share), spread over its records, each divided by the size of its age band to the power ``balance``.
+    One definition for the training sampler and for what a recipe's training distribution was."""
+    if balance < 0:
+        raise DataError(f"data.balance_age must be >= 0, got {balance}")
+    idx = np.asarray(source_index)
+    counts = np.bincount(idx, minlength=len(shares)).astype(float)
+    natural = counts / counts.sum()
+    share = np.array([w if w is not None else natural[i] for i, w in enumerate(shares)])
+    if (share < 0).any() or share.sum() <= 0:
+        raise DataError(f"data.sources weights must be >= 0 and not all 0, got {share.tolist()}")
+    within = np.ones(len(idx))
+    if balance > 0:
+        bands = np.array([age_band(r.age) if r.age is not None else "none" for r in records])
+        for src in range(len(shares)):
+            mine = idx == src
+            _, inverse, band_counts = np.unique(bands[mine], return_inverse=True, return_counts=True)
+            within[mine] = band_counts[inverse].astype(float) ** -balance
+    totals = np.bincount(idx, weights=within, minlength=len(shares))
+    return (share / share.sum())[idx] * within / np.maximum(totals, 1e-12)[idx]

@@ -117,6 +117,9 @@ def test_predict_table_and_no_inputs(model_dir: Path, photos: Path, tmp_path: Pa
     assert code == 2 and f"no input images in {nested}, only in sub-folders: add --recursive" in err
     code, out, err = _run(["predict", str(nested), "-r", "--model", str(model_dir), "--quiet"], capsys)
     assert code == 0 and "a.png" in out
+    (tmp_path / "hollow" / "sub").mkdir(parents=True)  # sub-folders without images: no --recursive hint
+    code, out, err = _run(["predict", str(tmp_path / "hollow"), "--model", str(model_dir), "--quiet"], capsys)
+    assert code == 2 and "--recursive" not in err and "no input images in" in err
 
 
 @pytest.fixture(scope="module")
