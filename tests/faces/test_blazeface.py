@@ -102,8 +102,8 @@ def test_rnet_vets_squares(mtcnn: MTCNNDetector, astro: np.ndarray) -> None:
     assert mtcnn.vet(astro, squares[:0]).shape == (0,)
 
 
-def _weak_only(blaze: BlazeFaceDetector, monkeypatch: pytest.MonkeyPatch, boxes: np.ndarray, score: float) -> None:
-    """BlazeFace sees only ``boxes``, all with ``score`` (below blaze_threshold: the weak path)."""
+def _only_boxes(blaze: BlazeFaceDetector, monkeypatch: pytest.MonkeyPatch, boxes: np.ndarray, score: float) -> None:
+    """BlazeFace sees only ``boxes``, all with ``score``; no MTCNN fallback."""
     monkeypatch.setattr(blaze, "fallback", False)
     monkeypatch.setattr(
         blaze,
@@ -117,18 +117,19 @@ def _weak_only(blaze: BlazeFaceDetector, monkeypatch: pytest.MonkeyPatch, boxes:
 def test_a_weak_box_on_a_face_is_vetted_and_kept(
     blaze: BlazeFaceDetector, mtcnn: MTCNNDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _weak_only(blaze, monkeypatch, FACE[None], 0.3)
+    _only_boxes(blaze, monkeypatch, FACE[None], 0.3)
     found = blaze.detect(astro)
     assert len(found) == 1
     assert iou_of(found[0].box, mtcnn.detect(astro)[0].box) > 0.7
     monkeypatch.setattr(blaze, "weak_threshold", 0.5)  # weak boxes off: only sure ones reach O-net
+    monkeypatch.setattr(blaze, "local_search", 1.0)  # and no search around them
     assert blaze.detect(astro) == []
 
 
 def test_a_weak_box_without_a_face_never_reaches_onet(
     blaze: BlazeFaceDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _weak_only(blaze, monkeypatch, WALL[None], 0.3)
+    _only_boxes(blaze, monkeypatch, WALL[None], 0.3)
     seen: list[np.ndarray] = []
     landmarks = blaze._mtcnn.landmarks
     monkeypatch.setattr(
@@ -248,3 +249,63 @@ def test_only_boxes_over_zoom_threshold_open_tiles(astro: np.ndarray) -> None:
     picture = _class_photo(astro, 6, 9, 1278)
     assert create_detector("blazeface", zoom_threshold=1.0, fallback=False).detect(picture) == []  # nothing zooms
     assert len(create_detector("blazeface", zoom_threshold=0.1, fallback=False).detect(picture)) >= 50
+
+
+LOW = FACE + np.array([0, 0.4, 0, 0.4]) * (FACE[3] - FACE[1])  # a box sitting on her chin: O-net turns it down
+
+
+@pytest.fixture
+def full() -> BlazeFaceDetector:
+    """The default (full-range) model: the framings below are chosen for its O-net squares."""
+    return create_detector("blazeface")
+
+
+def test_local_search_finds_a_face_onet_turns_down(
+    full: BlazeFaceDetector, mtcnn: MTCNNDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _only_boxes(full, monkeypatch, LOW[None], 0.9)
+    monkeypatch.setattr(full, "local_search", 1.0)
+    assert full.detect(astro) == []  # O-net alone, on the badly framed box
+    monkeypatch.setattr(full, "local_search", 0.05)
+    found, theirs = full.detect(astro), mtcnn.detect(astro)[0]
+    assert len(found) == 1 and iou_of(found[0].box, theirs.box) > 0.8
+    gap = np.linalg.norm(found[0].landmarks - theirs.landmarks, axis=1)
+    assert gap.max() < 0.05 * theirs.size, gap
+
+
+def test_local_search_reaches_boxes_under_weak_threshold(
+    full: BlazeFaceDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _only_boxes(full, monkeypatch, LOW[None], 0.07)  # under weak_threshold (0.1), over local_search (0.05)
+    assert len(full.detect(astro)) == 1
+    monkeypatch.setattr(full, "local_search", 0.08)
+    assert full.detect(astro) == []
+
+
+def test_local_search_maps_each_face_back_to_its_place(
+    full: BlazeFaceDetector, mtcnn: MTCNNDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two neighbourhoods share one mosaic; each face comes back where MTCNN finds it on the photo."""
+    pair = np.ascontiguousarray(np.hstack([astro, astro[:, ::-1]]))
+    mirrored = np.array([1024 - LOW[2], LOW[1], 1024 - LOW[0], LOW[3]])
+    _only_boxes(full, monkeypatch, np.stack([LOW, mirrored]), 0.9)
+    found = sorted(full.detect(pair), key=lambda d: d.box[0])
+    theirs = sorted(mtcnn.detect(pair), key=lambda d: d.box[0])
+    assert len(found) == 2 and len(theirs) == 2
+    for ours, ref in zip(found, theirs, strict=True):
+        assert iou_of(ours.box, ref.box) > 0.8
+        assert np.linalg.norm(ours.landmarks - ref.landmarks, axis=1).max() < 0.05 * ref.size
+
+
+def test_local_search_skips_covered_boxes_and_those_rnet_rejects(
+    full: BlazeFaceDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    searched: list[np.ndarray] = []
+    cascade = full._mtcnn.cascade
+    monkeypatch.setattr(full._mtcnn, "cascade", lambda image, m: searched.append(image) or cascade(image, m))
+    _only_boxes(full, monkeypatch, np.stack([FACE, FACE + 4, WALL]), 0.9)  # a face, its second box, her suit
+    assert len(full.detect(astro)) == 1
+    assert searched == []  # the second box is covered by the face found; R-net turns the suit away
+    monkeypatch.setattr(full, "local_rnet", 0.0)
+    assert len(full.detect(astro)) == 1  # the suit searched, nothing found there
+    assert len(searched) == 1

@@ -7,6 +7,10 @@ it, refines it and places the five landmarks exactly as MTCNN would. Models: ``m
 
 BlazeFace's less confident boxes (small, blurred, cut by the photo's edge) are not thrown away: MTCNN's middle stage
 (R-net) vets them first, as it vets P-net's proposals in the MTCNN cascade, and O-net then decides as for the rest.
+O-net judges a face on the square it is given, and BlazeFace frames some faces (turned, cut, blurred, small) so that
+O-net turns them down; around every box that no found face covers, down to a faint 0.05, and that R-net does not
+reject outright, MTCNN's whole cascade then searches, as it would have searched the photo, on a small mosaic of
+those neighbourhoods (one short cascade a photo).
 
 One look at 192 px misses faces under about 7% of the photo's longer side, where a group or class photo has most of
 its faces. So where a look finds faces (or unsure boxes) near the bottom of its range, BlazeFace looks again at
@@ -30,6 +34,11 @@ from agegender.faces.detectors.onnx_net import OnnxNet
 __all__ = ["BLAZEFACE_MODELS", "ONET_FRAMES", "BlazeFaceDetector", "BlazeModel"]
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
+#: The smallest face MTCNN seeks around a box (``local_search``: half the box's side, at least ``min_face_size``)
+#: is scaled to this many px, so that R-net and O-net see it about as in MTCNN's own search (20 px and up).
+LOCAL_MIN = 24.0
+#: Black gap (px) between the cut-outs of the mosaic that ``local_search`` runs MTCNN on.
+LOCAL_GAP = 24
 
 
 class BlazeModel(NamedTuple):
@@ -108,6 +117,12 @@ class BlazeFaceDetector(FaceDetector):
     barely sees) makes BlazeFace look again at the tiles around it, each half the size of the last look (tiles
     overlap by a quarter), at most ``zoom_levels`` times (``zoom_levels=0``: one look at the whole photo).
     Choice of these values: benchmarks/detector_recall.py.
+    Local search: around each box scored over ``local_search`` that no found face covers and that R-net scores
+    over ``local_rnet`` (at its O-net square), MTCNN's whole cascade looks for the face, in a neighbourhood three
+    times the box's side, for faces from half its side up (``local_search=1``: off).
+    ``num_threads``: ONNX Runtime threads per network (0: its default, all cores). One: BlazeFace's net runs in
+    2.8 ms on one thread and 3.4 ms on two that do not spin (they wait to be woken for each run), the small MTCNN
+    nets alike, and ``predict`` searches two photos at once (benchmarks/results/detectors.md).
     Scores and boxes are O-net's, so flags and box framing follow MTCNN's calibration. ``onet_passes`` 2 runs
     O-net a second time on its own refined box (about 1 ms a face), which brings the landmarks closer to MTCNN's.
     """
@@ -130,7 +145,9 @@ class BlazeFaceDetector(FaceDetector):
         zoom_threshold: float = 0.1,
         fallback: bool = True,
         onet_passes: int = 2,
-        num_threads: int = 0,
+        local_search: float = 0.05,
+        local_rnet: float = 0.3,
+        num_threads: int = 1,
         max_side: int | None = MAX_SIDE,
     ) -> None:
         super().__init__(min_face_size, score_threshold, max_side)
@@ -156,6 +173,8 @@ class BlazeFaceDetector(FaceDetector):
         self.zoom_threshold = float(zoom_threshold)
         self.fallback = fallback
         self.onet_passes = max(1, int(onet_passes))
+        self.local_search = float(local_search)
+        self.local_rnet = float(local_rnet)
         self._net = OnnxNet(path, list(spec.outputs), num_threads)
         self._anchors = _anchors(spec.side, spec.strides, spec.per_cell)
         self._mtcnn = MTCNNDetector(
@@ -224,7 +243,9 @@ class BlazeFaceDetector(FaceDetector):
         return (boxes * side - np.array([px, py, px, py])) / scale, scores[keep]
 
     def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:
-        boxes, scores = self._anchor_boxes(image, self.weak_threshold)
+        boxes, scores = self._anchor_boxes(image, min(self.weak_threshold, self.local_search))
+        faint = _weighted_nms(boxes, scores) if self.local_search < self.weak_threshold else None
+        boxes, scores = boxes[scores > self.weak_threshold], scores[scores > self.weak_threshold]
         merged = _weighted_nms(boxes, scores)  # one box a face, for the weak boxes and the closer looks alike
         found = self._faces(image, boxes, scores, min_size, merged)
         closer_boxes, closer_scores = self._closer(image, *merged) if self.zoom_levels else (boxes[:0], scores[:0])
@@ -233,6 +254,9 @@ class BlazeFaceDetector(FaceDetector):
             more = self._faces(image, closer_boxes, closer_scores, min_size)
             taken = np.array([d.box for d in found if d.score >= self.score_threshold], float).reshape(-1, 4)
             found += [d for d in more if not _overlaps(np.array([d.box]), taken)[0]]
+        if self.local_search < 1:  # last: only the whole-photo look's boxes that no face found so far covers
+            grouped, top = faint if faint is not None else merged
+            found += self._searched(image, grouped[top > self.local_search], found, min_size)
         return found
 
     def _faces(
@@ -252,9 +276,7 @@ class BlazeFaceDetector(FaceDetector):
             grouped, top = merged if merged is not None else _weighted_nms(boxes, scores)
             weak = self._squares(grouped[top <= self.blaze_threshold], min_size)[: self.max_weak]
             squares = np.concatenate([squares, self._vetted(image, weak)])
-        if not len(squares):
-            return []
-        found = self._mtcnn.landmarks(image, squares)
+        found = self._mtcnn.landmarks(image, squares) if len(squares) else []
         for _ in range(self.onet_passes - 1):
             # O-net again on its own refined boxes: its input then frames the face as in the MTCNN cascade
             # (median landmark gap to MTCNN's 1.5% -> 1.2% of the face size on 145 APPA-REAL val photos).
@@ -264,6 +286,52 @@ class BlazeFaceDetector(FaceDetector):
                 break
             found = again
         return found
+
+    def _searched(
+        self, image: np.ndarray, boxes: np.ndarray, found: list[Detection], min_size: float
+    ) -> list[Detection]:
+        """MTCNN's whole cascade (P-, R- and O-net) around the BlazeFace boxes that no found face covers.
+
+        O-net alone misjudges a face that BlazeFace frames badly (cut, turned, blurred, small), where MTCNN's own
+        proposals, refined by R-net, frame it as O-net expects. Each box's neighbourhood (three times its side,
+        scaled as ``LOCAL_MIN`` says) is cut out and the cut-outs are searched as one mosaic, so a
+        photo costs one short cascade however many boxes it has; R-net vets the boxes first (``local_rnet``).
+        """
+        taken = np.array([d.box for d in found if d.score >= self.score_threshold], float).reshape(-1, 4)
+        boxes = boxes[~_overlaps(boxes, taken) & (_side(boxes) >= min_size * 0.5)]
+        if self.local_rnet > 0 and len(boxes):
+            boxes = boxes[self._mtcnn.vet(image, _onet_squares(boxes, ONET_FRAMES[self.model]), self.local_rnet)]
+        if not len(boxes):
+            return []
+        cuts, places = [], []  # (mosaic x, photo x0, y0, scale) per cut-out
+        x = 0
+        for box in boxes:
+            side = float(_side(box[None])[0])
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            x0, y0 = int(max(0, cx - 1.5 * side)), int(max(0, cy - 1.5 * side))
+            x1, y1 = int(min(image.shape[1], cx + 1.5 * side)), int(min(image.shape[0], cy + 1.5 * side))
+            # faces from half the box's side up are sought, the smallest at LOCAL_MIN px in the mosaic
+            cut, k = image[y0:y1, x0:x1], LOCAL_MIN / max(min_size, side * 0.5)
+            if k != 1:
+                size = (max(1, round(cut.shape[1] * k)), max(1, round(cut.shape[0] * k)))
+                cut = cv2.resize(cut, size, interpolation=cv2.INTER_AREA)
+            cuts.append(cut)
+            places.append((x, x0, y0, k))
+            x += cut.shape[1] + LOCAL_GAP
+        mosaic = np.zeros((max(c.shape[0] for c in cuts), x - LOCAL_GAP, 3), np.uint8)
+        for cut, (mx, *_) in zip(cuts, places, strict=True):
+            mosaic[: cut.shape[0], mx : mx + cut.shape[1]] = cut
+        out: list[Detection] = []
+        for d in self._mtcnn.cascade(mosaic, LOCAL_MIN):
+            i = max(j for j, p in enumerate(places) if p[0] <= (d.box[0] + d.box[2]) / 2)  # its cut-out
+            mx, x0, y0, k = places[i]
+            box = (np.array(d.box) - [mx, 0, mx, 0]) / k + [x0, y0, x0, y0]
+            marks = None if d.landmarks is None else (d.landmarks - [mx, 0]) / k + [x0, y0]
+            if d.score < self.score_threshold or not _overlaps(box[None], boxes[i : i + 1])[0]:
+                continue  # unsure, or another face of the neighbourhood: the photo's own looks decide on it
+            if not _overlaps(box[None], np.concatenate([taken, *[np.array([o.box]) for o in out]]))[0]:
+                out.append(Detection(tuple(box), d.score, marks))
+        return out
 
     def _squares(self, boxes: np.ndarray, min_size: float) -> np.ndarray:
         """O-net input squares for the BlazeFace boxes whose shorter side is at least half ``min_size``."""

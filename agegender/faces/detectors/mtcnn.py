@@ -271,7 +271,12 @@ class MTCNNDetector(FaceDetector):
         ]
 
     def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:
-        min_size = max(min_size, self.min_face_ratio * min(image.shape[:2]))
+        return self.cascade(image, max(min_size, self.min_face_ratio * min(image.shape[:2])))
+
+    def cascade(self, image: np.ndarray, min_size: float) -> list[Detection]:
+        """The P/R/O-net cascade alone on an RGB ``uint8`` image, faces from ``min_size`` px up: no
+        second search, no downscaling, scores under ``score_threshold`` kept (down to 0.7). Lets another detector
+        search part of a photo as MTCNN would."""
         boxes = self._propose(image, min_size)
         if len(boxes):
             boxes = self._refine(image, boxes)
