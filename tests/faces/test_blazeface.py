@@ -309,3 +309,19 @@ def test_local_search_skips_covered_boxes_and_those_rnet_rejects(
     monkeypatch.setattr(full, "local_rnet", 0.0)
     assert len(full.detect(astro)) == 1  # the suit searched, nothing found there
     assert len(searched) == 1
+
+
+def test_local_search_cuts_out_at_most_max_weak_neighbourhoods(
+    full: BlazeFaceDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    searched: list[np.ndarray] = []
+    cascade = full._mtcnn.cascade
+    monkeypatch.setattr(full._mtcnn, "cascade", lambda image, m: searched.append(image) or cascade(image, m))
+    grid = np.array([[x, y, x + 40, y + 40] for x in range(60, 420, 60) for y in (300, 380, 440)], float)
+    _only_boxes(full, monkeypatch, grid, 0.9)
+    monkeypatch.setattr(full, "local_rnet", 0.0)
+    monkeypatch.setattr(full, "max_weak", 3)
+    full.detect(astro)
+    (mosaic,) = searched
+    cut = 24 / 20 * 3 * 40  # each 40 px box's neighbourhood, its smallest face (20 px) scaled to 24 px
+    assert mosaic.shape[1] == pytest.approx(3 * cut + 2 * blaze_module.LOCAL_GAP, abs=6)

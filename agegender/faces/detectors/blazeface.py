@@ -119,7 +119,8 @@ class BlazeFaceDetector(FaceDetector):
     Choice of these values: benchmarks/detector_recall.py.
     Local search: around each box scored over ``local_search`` that no found face covers and that R-net scores
     over ``local_rnet`` (at its O-net square), MTCNN's whole cascade looks for the face, in a neighbourhood three
-    times the box's side, for faces from half its side up (``local_search=1``: off).
+    times the box's side, for faces from half its side up, at most ``max_weak`` boxes a photo (``local_search=1``:
+    off).
     ``num_threads``: ONNX Runtime threads per network (0: its default, all cores). One: BlazeFace's net runs in
     2.8 ms on one thread and 3.4 ms on two that do not spin (they wait to be woken for each run), the small MTCNN
     nets alike, and ``predict`` searches two photos at once (benchmarks/results/detectors.md).
@@ -301,6 +302,7 @@ class BlazeFaceDetector(FaceDetector):
         boxes = boxes[~_overlaps(boxes, taken) & (_side(boxes) >= min_size * 0.5)]
         if self.local_rnet > 0 and len(boxes):
             boxes = boxes[self._mtcnn.vet(image, _onet_squares(boxes, ONET_FRAMES[self.model]), self.local_rnet)]
+        boxes = boxes[: self.max_weak]  # the best-scored few (boxes come in score order): a bounded mosaic
         if not len(boxes):
             return []
         cuts, places = [], []  # (mosaic x, photo x0, y0, scale) per cut-out
