@@ -294,9 +294,9 @@ class BlazeFaceDetector(FaceDetector):
         """MTCNN's whole cascade (P-, R- and O-net) around the BlazeFace boxes that no found face covers.
 
         O-net alone misjudges a face that BlazeFace frames badly (cut, turned, blurred, small), where MTCNN's own
-        proposals, refined by R-net, frame it as O-net expects. Each box's neighbourhood (three times its side,
-        scaled as ``LOCAL_MIN`` says) is cut out and the cut-outs are searched as one mosaic, so a
-        photo costs one short cascade however many boxes it has; R-net vets the boxes first (``local_rnet``).
+        proposals, refined by R-net, frame it as O-net expects. The boxes' neighbourhoods are searched as one
+        mosaic (:func:`_mosaic`), so a photo costs one short cascade however many boxes it has; R-net vets the
+        boxes first (``local_rnet``).
         """
         taken = np.array([d.box for d in found if d.score >= self.score_threshold], float).reshape(-1, 4)
         boxes = boxes[~_overlaps(boxes, taken) & (_side(boxes) >= min_size * 0.5)]
@@ -305,27 +305,10 @@ class BlazeFaceDetector(FaceDetector):
         boxes = boxes[: self.max_weak]  # the best-scored few (boxes come in score order): a bounded mosaic
         if not len(boxes):
             return []
-        cuts, places = [], []  # (mosaic x, photo x0, y0, scale) per cut-out
-        x = 0
-        for box in boxes:
-            side = float(_side(box[None])[0])
-            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-            x0, y0 = int(max(0, cx - 1.5 * side)), int(max(0, cy - 1.5 * side))
-            x1, y1 = int(min(image.shape[1], cx + 1.5 * side)), int(min(image.shape[0], cy + 1.5 * side))
-            # faces from half the box's side up are sought, the smallest at LOCAL_MIN px in the mosaic
-            cut, k = image[y0:y1, x0:x1], LOCAL_MIN / max(min_size, side * 0.5)
-            if k != 1:
-                size = (max(1, round(cut.shape[1] * k)), max(1, round(cut.shape[0] * k)))
-                cut = cv2.resize(cut, size, interpolation=cv2.INTER_AREA)
-            cuts.append(cut)
-            places.append((x, x0, y0, k))
-            x += cut.shape[1] + LOCAL_GAP
-        mosaic = np.zeros((max(c.shape[0] for c in cuts), x - LOCAL_GAP, 3), np.uint8)
-        for cut, (mx, *_) in zip(cuts, places, strict=True):
-            mosaic[: cut.shape[0], mx : mx + cut.shape[1]] = cut
+        mosaic, places = _mosaic(image, boxes, min_size)
         out: list[Detection] = []
         for d in self._mtcnn.cascade(mosaic, LOCAL_MIN):
-            i = max(j for j, p in enumerate(places) if p[0] <= (d.box[0] + d.box[2]) / 2)  # its cut-out
+            i = max(0, int(np.searchsorted(places[:, 0], (d.box[0] + d.box[2]) / 2, side="right")) - 1)  # its cut-out
             mx, x0, y0, k = places[i]
             box = (np.array(d.box) - [mx, 0, mx, 0]) / k + [x0, y0, x0, y0]
             marks = None if d.landmarks is None else (d.landmarks - [mx, 0]) / k + [x0, y0]
@@ -347,6 +330,29 @@ class BlazeFaceDetector(FaceDetector):
         passed = squares[self._mtcnn.vet(image, squares, self.rnet_threshold)]
         centre, half = (passed[:, :2] + passed[:, 2:]) / 2, (passed[:, 2:3] - passed[:, :1]) / 2
         return np.fix(np.concatenate([np.hstack([centre - k * half, centre + k * half]) for k in self.weak_frames]))
+
+
+def _mosaic(image: np.ndarray, boxes: np.ndarray, min_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """The neighbourhoods of ``boxes`` (three times a box's side, its smallest sought face at ``LOCAL_MIN`` px) side
+    by side, ``LOCAL_GAP`` apart, and per cut-out its place: (mosaic x, photo x, photo y, scale)."""
+    cuts, places = [], []
+    x = 0
+    for box in boxes:
+        side = float(_side(box[None])[0])
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        x0, y0 = int(max(0, cx - 1.5 * side)), int(max(0, cy - 1.5 * side))
+        x1, y1 = int(min(image.shape[1], cx + 1.5 * side)), int(min(image.shape[0], cy + 1.5 * side))
+        cut, k = image[y0:y1, x0:x1], LOCAL_MIN / max(min_size, side * 0.5)  # faces from half the side up
+        if k != 1:
+            size = (max(1, round(cut.shape[1] * k)), max(1, round(cut.shape[0] * k)))
+            cut = cv2.resize(cut, size, interpolation=cv2.INTER_AREA)
+        cuts.append(cut)
+        places.append((x, x0, y0, k))
+        x += cut.shape[1] + LOCAL_GAP
+    mosaic = np.zeros((max(c.shape[0] for c in cuts), x - LOCAL_GAP, 3), np.uint8)
+    for cut, (mx, *_) in zip(cuts, places, strict=True):
+        mosaic[: cut.shape[0], mx : mx + cut.shape[1]] = cut
+    return mosaic, np.array(places, float)
 
 
 def _onet_squares(boxes: np.ndarray, frame: tuple[float, float, float]) -> np.ndarray:
