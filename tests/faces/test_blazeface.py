@@ -297,12 +297,18 @@ def test_local_search_maps_each_face_back_to_its_place(
         assert np.linalg.norm(ours.landmarks - ref.landmarks, axis=1).max() < 0.05 * ref.size
 
 
+def _searched_mosaics(blaze: BlazeFaceDetector, monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
+    """The images MTCNN's cascade will be run on (the local search's mosaics), recorded as they come."""
+    searched: list[np.ndarray] = []
+    cascade = blaze._mtcnn.cascade
+    monkeypatch.setattr(blaze._mtcnn, "cascade", lambda image, m: searched.append(image) or cascade(image, m))
+    return searched
+
+
 def test_local_search_skips_covered_boxes_and_those_rnet_rejects(
     full: BlazeFaceDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    searched: list[np.ndarray] = []
-    cascade = full._mtcnn.cascade
-    monkeypatch.setattr(full._mtcnn, "cascade", lambda image, m: searched.append(image) or cascade(image, m))
+    searched = _searched_mosaics(full, monkeypatch)
     _only_boxes(full, monkeypatch, np.stack([FACE, FACE + 4, WALL]), 0.9)  # a face, its second box, her suit
     assert len(full.detect(astro)) == 1
     assert searched == []  # the second box is covered by the face found; R-net turns the suit away
@@ -314,9 +320,7 @@ def test_local_search_skips_covered_boxes_and_those_rnet_rejects(
 def test_local_search_cuts_out_at_most_max_weak_neighbourhoods(
     full: BlazeFaceDetector, astro: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    searched: list[np.ndarray] = []
-    cascade = full._mtcnn.cascade
-    monkeypatch.setattr(full._mtcnn, "cascade", lambda image, m: searched.append(image) or cascade(image, m))
+    searched = _searched_mosaics(full, monkeypatch)
     grid = np.array([[x, y, x + 40, y + 40] for x in range(60, 420, 60) for y in (300, 380, 440)], float)
     _only_boxes(full, monkeypatch, grid, 0.9)
     monkeypatch.setattr(full, "local_rnet", 0.0)
