@@ -186,7 +186,7 @@ def test_a_reduced_decode_keeps_the_minimum_face_in_photo_pixels(blaze: BlazeFac
     from skimage.data import astronaut
 
     quarter = cv2.resize(astronaut(), (128, 128), interpolation=cv2.INTER_AREA)  # the face: ~25 px
-    picky = create_detector("blazeface", model=blaze.model, min_face_size=50)
+    picky = create_detector("blazeface", model=blaze.model, min_face_size=50, small_photo_share=0)
     assert picky.detect(quarter) == []
     (face,) = picky.detect(quarter, 4.0)
     assert 15 <= face.size <= 40  # boxes stay in image pixels

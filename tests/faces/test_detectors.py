@@ -423,13 +423,15 @@ def test_turned_back_inverts_the_turn() -> None:
     assert np.allclose(back.landmarks, points, atol=1e-3) and back.width == 20 and back.score == 0.99
 
 
+@pytest.mark.parametrize("name", ["mtcnn", "blazeface"])
 @pytest.mark.parametrize("side", [100, 80])
-def test_small_photo_share_finds_a_thumbnails_face(mtcnn: MTCNNDetector, astro: np.ndarray, side: int) -> None:
+def test_small_photo_share_finds_a_thumbnails_face(astro: np.ndarray, side: int, name: str) -> None:
     """An 80-100 px thumbnail's face is 14-17 px, under the 20 px minimum: found only with ``small_photo_share``,
-    where the astronaut's face is (centre mapped back to the 512 px photo)."""
+    where the astronaut's face is (centre mapped back to the 512 px photo). BlazeFace, the default, too (it lost
+    the share when it became the default: shrunk validation photos 404 -> 396 with an estimate)."""
     thumb = cv2.resize(astro, (side, side), interpolation=cv2.INTER_AREA)
-    assert create_detector("mtcnn", small_photo_share=0).detect(thumb) == []
-    (face,) = mtcnn.detect(thumb)  # the default share is 0.1
+    assert create_detector(name, small_photo_share=0).detect(thumb) == []
+    (face,) = create_detector(name).detect(thumb)  # the default share is 0.1
     centre = np.array([(face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2]) * 512 / side
     assert np.linalg.norm(centre - np.array([223.0, 117.0])) < 25 and 12 <= face.size < 20
 

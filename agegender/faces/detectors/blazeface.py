@@ -28,7 +28,7 @@ import numpy as np
 
 from agegender.errors import ConfigError, DetectorModelError
 from agegender.faces.detectors.base import MAX_SIDE, Detection, FaceDetector, register_detector
-from agegender.faces.detectors.mtcnn import MTCNNDetector, _square
+from agegender.faces.detectors.mtcnn import SMALL_PHOTO_SHARE, MTCNNDetector, _square
 from agegender.faces.detectors.onnx_net import OnnxNet
 
 __all__ = ["BLAZEFACE_MODELS", "ONET_FRAMES", "BlazeFaceDetector", "BlazeModel"]
@@ -150,8 +150,10 @@ class BlazeFaceDetector(FaceDetector):
         local_rnet: float = 0.3,
         num_threads: int = 1,
         max_side: int | None = MAX_SIDE,
+        small_photo_share: float = SMALL_PHOTO_SHARE,
     ) -> None:
         super().__init__(min_face_size, score_threshold, max_side)
+        self.small_photo_share = float(small_photo_share)  # as MTCNN's: a thumbnail's face may be under 20 px
         if model not in BLAZEFACE_MODELS:
             raise DetectorModelError(f"unknown BlazeFace model {model!r}; choose one of {sorted(BLAZEFACE_MODELS)}")
         spec = BLAZEFACE_MODELS[model]
