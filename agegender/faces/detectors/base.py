@@ -89,11 +89,16 @@ class FaceDetector(ABC):
     small_photo_share: float = 0.0
 
     def __init__(
-        self, min_face_size: float = 20.0, score_threshold: float = 0.5, max_side: int | None = MAX_SIDE
+        self,
+        min_face_size: float = 20.0,
+        score_threshold: float = 0.5,
+        max_side: int | None = MAX_SIDE,
+        small_photo_share: float = 0.0,
     ) -> None:
         self.min_face_size = float(min_face_size)
         self.score_threshold = float(score_threshold)
         self.max_side = max_side
+        self.small_photo_share = float(small_photo_share)
 
     def detect(self, image_rgb: np.ndarray, scale: float = 1.0) -> list[Detection]:
         """Faces in ``image_rgb`` (HxWx3 uint8 RGB), best first, filtered by size and score.

@@ -152,8 +152,7 @@ class BlazeFaceDetector(FaceDetector):
         max_side: int | None = MAX_SIDE,
         small_photo_share: float = SMALL_PHOTO_SHARE,
     ) -> None:
-        super().__init__(min_face_size, score_threshold, max_side)
-        self.small_photo_share = float(small_photo_share)  # as MTCNN's: a thumbnail's face may be under 20 px
+        super().__init__(min_face_size, score_threshold, max_side, small_photo_share)  # as MTCNN's
         if model not in BLAZEFACE_MODELS:
             raise DetectorModelError(f"unknown BlazeFace model {model!r}; choose one of {sorted(BLAZEFACE_MODELS)}")
         spec = BLAZEFACE_MODELS[model]
@@ -246,19 +245,18 @@ class BlazeFaceDetector(FaceDetector):
         return (boxes * side - np.array([px, py, px, py])) / scale, scores[keep]
 
     def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:
-        boxes, scores = self._anchor_boxes(image, min(self.weak_threshold, self.local_search))
-        faint = _weighted_nms(boxes, scores) if self.local_search < self.weak_threshold else None
-        boxes, scores = boxes[scores > self.weak_threshold], scores[scores > self.weak_threshold]
+        every = self._anchor_boxes(image, min(self.weak_threshold, self.local_search))  # down to the faintest used
+        boxes, scores = (a[every[1] > self.weak_threshold] for a in every)
         merged = _weighted_nms(boxes, scores)  # one box a face, for the weak boxes and the closer looks alike
         found = self._faces(image, boxes, scores, min_size, merged)
         closer_boxes, closer_scores = self._closer(image, *merged) if self.zoom_levels else (boxes[:0], scores[:0])
         if len(closer_boxes):
             # the closer looks add faces, never change the ones the whole-photo look found
             more = self._faces(image, closer_boxes, closer_scores, min_size)
-            taken = np.array([d.box for d in found if d.score >= self.score_threshold], float).reshape(-1, 4)
+            taken = self._taken(found)
             found += [d for d in more if not _overlaps(np.array([d.box]), taken)[0]]
         if self.local_search < 1:  # last: only the whole-photo look's boxes that no face found so far covers
-            grouped, top = faint if faint is not None else merged
+            grouped, top = _weighted_nms(*every) if self.local_search < self.weak_threshold else merged
             found += self._searched(image, grouped[top > self.local_search], found, min_size)
         return found
 
@@ -279,7 +277,9 @@ class BlazeFaceDetector(FaceDetector):
             grouped, top = merged if merged is not None else _weighted_nms(boxes, scores)
             weak = self._squares(grouped[top <= self.blaze_threshold], min_size)[: self.max_weak]
             squares = np.concatenate([squares, self._vetted(image, weak)])
-        found = self._mtcnn.landmarks(image, squares) if len(squares) else []
+        if not len(squares):
+            return []
+        found = self._mtcnn.landmarks(image, squares)
         for _ in range(self.onet_passes - 1):
             # O-net again on its own refined boxes: its input then frames the face as in the MTCNN cascade
             # (median landmark gap to MTCNN's 1.5% -> 1.2% of the face size on 145 APPA-REAL val photos).
@@ -289,6 +289,10 @@ class BlazeFaceDetector(FaceDetector):
                 break
             found = again
         return found
+
+    def _taken(self, found: list[Detection]) -> np.ndarray:
+        """The boxes (N, 4) of the faces in ``found`` sure enough to be kept: new faces must not overlap them."""
+        return np.array([d.box for d in found if d.score >= self.score_threshold], float).reshape(-1, 4)
 
     def _searched(
         self, image: np.ndarray, boxes: np.ndarray, found: list[Detection], min_size: float
@@ -300,7 +304,7 @@ class BlazeFaceDetector(FaceDetector):
         mosaic (:func:`_mosaic`), so a photo costs one short cascade however many boxes it has; R-net vets the
         boxes first (``local_rnet``).
         """
-        taken = np.array([d.box for d in found if d.score >= self.score_threshold], float).reshape(-1, 4)
+        taken = self._taken(found)
         boxes = boxes[~_overlaps(boxes, taken) & (_side(boxes) >= min_size * 0.5)]
         if self.local_rnet > 0 and len(boxes):
             boxes = boxes[self._mtcnn.vet(image, _onet_squares(boxes, ONET_FRAMES[self.model]), self.local_rnet)]

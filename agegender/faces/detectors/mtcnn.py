@@ -201,8 +201,7 @@ class MTCNNDetector(FaceDetector):
     ) -> None:
         """``spin``: let ONNX Runtime's threads busy-wait between runs (its default; slower here, kept for
         benchmarks/detectors.py to measure against)."""
-        super().__init__(min_face_size, score_threshold, max_side)
-        self.small_photo_share = float(small_photo_share)
+        super().__init__(min_face_size, score_threshold, max_side, small_photo_share)
         folder = _mtcnn_model_dir()
         self.min_face_ratio = float(min_face_ratio)
         self.stage_thresholds = stage_thresholds
