@@ -121,9 +121,9 @@ class BlazeFaceDetector(FaceDetector):
     over ``local_rnet`` (at its O-net square), MTCNN's whole cascade looks for the face, in a neighbourhood three
     times the box's side, for faces from half its side up, at most ``max_weak`` boxes a photo (``local_search=1``:
     off).
-    ``num_threads``: ONNX Runtime threads per network (0: its default, all cores). One: BlazeFace's net runs in
-    2.8 ms on one thread and 3.4 ms on two that do not spin (they wait to be woken for each run), the small MTCNN
-    nets alike, and ``predict`` searches two photos at once (benchmarks/results/detectors.md).
+    ``num_threads``: ONNX Runtime threads per network (0: its default, all cores). One: the networks are small, a
+    second thread that does not spin must be woken for each run, and ``predict`` searches two photos at once
+    (pipeline 95.9 vs 84.1 photos/s with two, benchmarks/results/detectors.md).
     Scores and boxes are O-net's, so flags and box framing follow MTCNN's calibration. ``onet_passes`` 2 runs
     O-net a second time on its own refined box (about 1 ms a face), which brings the landmarks closer to MTCNN's.
     """
