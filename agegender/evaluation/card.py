@@ -166,6 +166,10 @@ def _training(cfg: dict, counts: dict[str, int]) -> str:
             f"Weight average (`agegender soup`) of {members}: models fine-tuned from one start, averaged weight by"
             " weight (one network, no extra inference cost); the recipe above is the last one's."
         )
+        if soup.get("averaged"):
+            given = soup["averaged"]
+            steps = ", ".join(f"`{m}` ({w:.2f})" for m, w in zip(given["members"], given["weights"], strict=True))
+            lines.append(f"Made as the average of {steps}, where a soup counts as the trainings it averaged.")
     if data.get("train_on_val"):
         lines.append(
             "Refit: trained on the training and validation images together, for the number of epochs chosen on"

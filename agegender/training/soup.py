@@ -27,7 +27,7 @@ from agegender.models.folder import (
 )
 from agegender.utils.io import ensure_writable
 
-__all__ = ["average_weights", "make_soup"]
+__all__ = ["average_weights", "effective_members", "make_soup"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,19 @@ def average_weights(states: Sequence[dict[str, torch.Tensor]], weights: Sequence
     return out
 
 
+def effective_members(members: Sequence[Path], weights: Sequence[float]) -> tuple[list[str], list[float]]:
+    """Each training's share of the averaged weights. A member that is itself a soup counts as the members its config
+    records, so a soup of a soup names the trainings behind it (and their true shares) rather than a folder copy."""
+    total = float(sum(weights))
+    shares: dict[str, float] = {}
+    for member, weight in zip(members, weights, strict=True):
+        inner = (read_config(member).get("training") or {}).get("soup") if member.is_dir() else None
+        parts = zip(inner["members"], inner["weights"], strict=True) if inner else [(str(member), 1.0)]
+        for name, share in parts:
+            shares[name] = shares.get(name, 0.0) + float(weight) / total * float(share)
+    return list(shares), list(shares.values())
+
+
 def make_soup(
     members: Sequence[str | Path],
     output: str | Path,
@@ -61,7 +74,9 @@ def make_soup(
     """Average ``members`` (model folders or ``.ckpt`` files) into ``output/model``; copy ``split_file`` beside it.
 
     The config (recipe, training record) is the last model folder's (by convention the newest fine-tune:
-    ``soup START FINE_TUNE``), with the soup recorded under ``training.soup``, so the card says what was averaged.
+    ``soup START FINE_TUNE``), with the soup recorded under ``training.soup``, so the card says what was averaged:
+    ``members``/``weights`` are the trainings behind it and their shares (``effective_members``), ``averaged`` the
+    folders given here when that differs.
     """
     members = [Path(m) for m in members]
     if len(members) < 2:
@@ -77,7 +92,11 @@ def make_soup(
     base.load_state_dict(average_weights(states, weights))
     training = dict(read_config(folders[-1]).get("training") or {}) if folders else {}
     total = float(sum(weights))
-    training["soup"] = {"members": [str(m) for m in members], "weights": [w / total for w in weights]}
+    given = {"members": [str(m) for m in members], "weights": [w / total for w in weights]}
+    names, shares = effective_members(members, weights)
+    training["soup"] = {"members": names, "weights": shares}
+    if names != given["members"]:
+        training["soup"]["averaged"] = given
     save_model_folder(base, output / "model", {"training": training})
     shutil.copyfile(split_file, output / "split.json")
     # a run's summary: `benchmark candidate` takes the folder like any run (no training time of its own)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from agegender.cli.main import main
+from agegender.evaluation.card import render_card
 from agegender.models.folder import ModelFolderError, load_model_folder, read_config, save_model_folder
 from agegender.models.model import ModelConfig, build_model
 from agegender.training.soup import average_weights, make_soup
@@ -41,6 +42,24 @@ def test_soup_is_the_weighted_mean_and_keeps_integer_buffers(tmp_path, split_fil
     training = read_config(out / "model")["training"]
     assert training["soup"] == {"members": [str(a), str(b)], "weights": [0.75, 0.25]}
     assert training["recipe"]["name"] == "seed2"
+
+
+def test_a_soup_of_a_soup_records_the_trainings_behind_it(tmp_path, split_file):
+    a, b, c = (_folder(tmp_path / n, i) for i, n in enumerate("abc", 1))
+    inner = make_soup([a, b], tmp_path / "inner", split_file)
+    outer = make_soup([inner / "model", c], tmp_path / "outer", split_file)
+    soup = read_config(outer / "model")["training"]["soup"]
+    assert soup["members"] == [str(a), str(b), str(c)]
+    assert soup["weights"] == pytest.approx([0.25, 0.25, 0.5])
+    assert soup["averaged"] == {"members": [str(inner / "model"), str(c)], "weights": [0.5, 0.5]}
+    # the weights are those shares: the nested average equals the flat one
+    flat = make_soup([a, b, c], tmp_path / "flat", split_file, weights=[1, 1, 2])
+    s_outer, s_flat = (load_model_folder(f / "model").state_dict() for f in (outer, flat))
+    assert all(torch.allclose(s_outer[k], s_flat[k], atol=1e-6) for k in s_flat)
+    assert "averaged" not in read_config(flat / "model")["training"]["soup"]
+    # the card names the trainings and how the average was made
+    text = render_card(outer / "model")
+    assert f"`{a}` (0.25)" in text and f"`{c}` (0.50)" in text and f"`{inner / 'model'}` (0.50)" in text
 
 
 def test_models_of_another_architecture_are_refused(tmp_path, split_file):
