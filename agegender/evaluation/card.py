@@ -55,6 +55,13 @@ file the user supplies, never shipped). Comparison: README
 "Benchmarks", `benchmarks/results/detectors.md`.
 """
 
+#: Shown under "Known limits" when measured: an age band read this many years too old or young on average end to
+#: end (issue #17's target: within 2 years), and an age band whose gender is right less often than this on the test
+#: split (its target for children: 85%), each only from slices of at least MIN_SLICE people.
+BIAS_NOTE_YEARS = 2.0
+GENDER_NOTE_ACC = 0.85
+MIN_SLICE = 10
+
 LIMITS = """## Known limits
 - Ages are the datasets' labels (UTKFace's are apparent-age guesses, some noisy); errors grow for the oldest people
   and for under-represented groups (see the slices above).
@@ -221,6 +228,34 @@ def _calibration(cfg: dict) -> str:
     )
 
 
+def measured_limits(metrics: dict | None, photos: dict | None) -> list[str]:
+    """The weak spots the folder's own figures show, as bullet lines, so users read them before the generic ones."""
+    lines = []
+    for entry in (photos or {}).values():
+        off = [
+            f"{band} {v['mean_error']:+.1f} (n={v['n']})"
+            for band, v in (entry.get("bands") or {}).items()
+            if v.get("n", 0) >= MIN_SLICE and abs(v.get("mean_error", 0.0)) > BIAS_NOTE_YEARS
+        ]
+        if off:
+            lines.append(
+                f"- On {entry['data']}, end to end, these age bands are read too old (+) or too young (-) by more than"
+                f" {BIAS_NOTE_YEARS:g} years on average: {', '.join(off)}."
+            )
+    for band, v in ((metrics or {}).get("slices", {}).get("age_band") or {}).items():
+        if v.get("n", 0) >= MIN_SLICE and v.get("gender_acc", 1.0) < GENDER_NOTE_ACC:
+            lines.append(
+                f"- Gender is right for only {v['gender_acc']:.1%} of people aged {band} on the test split"
+                f" (n={v['n']}): unreliable there."
+            )
+    return lines
+
+
+def _limits(metrics: dict | None, photos: dict | None) -> str:
+    head, rest = LIMITS.split("\n", 1)
+    return "\n".join([head, *measured_limits(metrics, photos), rest])
+
+
 def _photos(stored: dict) -> str:
     """End-to-end figures on photos (``agegender evaluate --photos --write``): one row per data and split."""
     rows = []
@@ -291,7 +326,9 @@ def render_card(folder: str | Path, name: str = "agegender default", params: flo
             "`config.json` records the digests of the weight files and of its model settings (`files`), checked on"
             " load."
         )
-    parts += [DETECTORS, LIMITS]
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+    photos = json.loads(photos_path.read_text()) if photos_path.is_file() else None
+    parts += [DETECTORS, _limits(metrics, photos)]
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
 
 

@@ -105,3 +105,25 @@ def test_distillation_and_refit_are_said_only_when_they_happened(tmp_path):
     text = render_card(_folder(tmp_path / "b", recipe))
     assert "Distilled from `runs/gone/model` (weight 0.3 on the teachers)" in text
     assert "no held-out validation figure" in text
+
+
+def test_known_limits_name_the_weak_spots_the_folder_measured(tmp_path):
+    folder = _folder(tmp_path, WILD)
+    assert "- On " not in render_card(folder) and "Gender is right for only" not in render_card(folder)
+    band = {"n": 40, "mae": 3.0, "rmse": 4.0, "gender_acc": 0.95, "gender_f1": 0.95, "score": 0.9}
+    slices = {"age_band": {"0-12": dict(band, gender_acc=0.74), "13-19": band, "70+": dict(band, n=5, gender_acc=0.5)}}
+    (folder / "metrics.json").write_text(json.dumps({"overall": band, "slices": slices}))
+    bands = {
+        "0-12": {"n": 41, "mean_error": 1.9},
+        "13-19": {"n": 61, "mean_error": 3.04},
+        "40-49": {"n": 49, "mean_error": -2.2},
+        "70+": {"n": 9, "mean_error": -6.0},  # too few people to claim anything
+    }
+    entry = {"data": "wild val", "photos": 100, "estimated": 99, "overall": {"n": 0}, "bands": bands}
+    (folder / "metrics_photos.json").write_text(json.dumps({"wild val": entry}))
+    text = render_card(folder)
+    limits = text[text.index("## Known limits") : text.index("## Intended use")]
+    assert "On wild val, end to end" in limits and "13-19 +3.0 (n=61), 40-49 -2.2 (n=49)." in limits
+    assert "0-12 +1.9" not in limits and "70+ -6.0" not in limits
+    assert "Gender is right for only 74.0% of people aged 0-12" in limits and "aged 70+" not in limits
+    assert limits.index("- On wild val") < limits.index("- Ages are the datasets' labels")
