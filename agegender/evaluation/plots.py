@@ -23,6 +23,8 @@ PLOTS = {
 SLICE_TITLES = {"age_band": "Age band", "gender": "Gender", "race": "Race", "source": "Dataset"}
 GENDER_LABELS = ("male", "female")
 BLUE, ORANGE, GREY = "#1f77b4", "#ff7f0e", "#555555"
+#: Mean signed error per age band beyond this many years is drawn in orange (issue #17's target: within 2 years).
+BIAS_BAND = 2.0
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -67,11 +69,14 @@ def _bar_labels(ax, bars, texts: Sequence[str]) -> None:
 
 
 def plot_mae_by_band(result: dict, path: Path) -> str:
-    """MAE per age band with its n: errors grow with age and small bands are noisy, both must be visible."""
+    """MAE per age band with its n (errors grow with age; small bands are noisy), and below it the mean signed error,
+    which MAE hides: a band read too old or too young on average (issue #17's target: within ±2 years)."""
     bands = {k: v for k, v in result.get("slices", {}).get("age_band", {}).items() if v.get("n")}
-    fig = _new_figure(7.5, 4.2)
-    ax = fig.add_subplot()
     names = list(bands)
+    signed = [bands[k].get("mean_error") for k in names]
+    show_bias = bool(names) and all(v is not None for v in signed)
+    fig = _new_figure(7.5, 6.6 if show_bias else 4.2)
+    ax = fig.add_subplot(2, 1, 1) if show_bias else fig.add_subplot()
     mae = [bands[k]["mae"] for k in names]
     bars = ax.bar(names, mae, color=BLUE, alpha=0.85, label="MAE")
     _bar_labels(ax, bars, [f"{v:.1f}\nn={bands[k]['n']}" for k, v in zip(names, mae, strict=True)])
@@ -82,6 +87,19 @@ def plot_mae_by_band(result: dict, path: Path) -> str:
     ax.set(xlabel="true age band (years)", ylabel="MAE (years)", title="Age MAE by age band")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
+    if show_bias:
+        bx = fig.add_subplot(2, 1, 2, sharex=ax)
+        colors = [ORANGE if abs(v) > BIAS_BAND else BLUE for v in signed]
+        bars = bx.bar(names, signed, color=colors, alpha=0.85)
+        _bar_labels(bx, bars, [f"{v:+.1f}" for v in signed])
+        bx.axhspan(-BIAS_BAND, BIAS_BAND, color=GREY, alpha=0.1, label=f"within ±{BIAS_BAND:g} years")
+        bx.axhline(0, color="black", lw=0.8)
+        lim = max(max((abs(v) for v in signed), default=1.0), BIAS_BAND) * 1.35
+        bx.set_ylim(-lim, lim)
+        bx.set(xlabel="true age band (years)", ylabel="mean signed error (years)")
+        bx.set_title("Mean signed error by age band (> 0: read too old)")
+        bx.grid(axis="y", alpha=0.3)
+        bx.legend(loc="upper right", fontsize=8)
     return _save(fig, path)
 
 

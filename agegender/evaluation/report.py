@@ -245,7 +245,12 @@ def _markdown(result: dict, calib: dict, plots: dict[str, str]) -> str:
         lines += [f"### By {title.lower()}", ""]
         lines += _slice_table(groups) if groups else [f"_No {title.lower()} labels in this data._"]
         lines.append("")
-    lines += [f"![MAE by age band]({plots['mae_by_band']})", "", f"![Fairness slices]({plots['fairness']})", ""]
+    lines += [
+        f"![MAE and mean signed error by age band]({plots['mae_by_band']})",
+        "",
+        f"![Fairness slices]({plots['fairness']})",
+        "",
+    ]
     g = calib["gender"]
     lines += ["## Calibration", "", "### Gender probability", ""]
     if g.get("ece") is None:

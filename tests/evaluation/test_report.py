@@ -13,6 +13,7 @@ from PIL import Image
 from sklearn.calibration import calibration_curve
 
 from agegender.evaluation.metrics import compute_metrics, compute_slices
+from agegender.evaluation.plots import plot_mae_by_band
 from agegender.evaluation.report import (
     COVERAGE_LEVELS,
     PLOTS,
@@ -218,3 +219,20 @@ def test_cli_evaluate_report_end_to_end(tiny_model_and_data: tuple[Path, Path], 
         "Indian",
         "Others",
     }
+
+
+def test_mae_plot_adds_the_signed_error_panel_when_bands_have_it(tmp_path: Path) -> None:
+    result, _ = _fake_eval()
+    assert all("mean_error" in v for v in result["slices"]["age_band"].values())
+    with_bias = plot_mae_by_band(result, tmp_path / "with.png")
+    stripped = {
+        **result,
+        "slices": {
+            "age_band": {
+                k: {a: b for a, b in v.items() if a != "mean_error"} for k, v in result["slices"]["age_band"].items()
+            }
+        },
+    }
+    without = plot_mae_by_band(stripped, tmp_path / "without.png")
+    with Image.open(tmp_path / with_bias) as a, Image.open(tmp_path / without) as b:
+        assert a.size[0] == b.size[0] and a.size[1] > 1.4 * b.size[1]  # a second panel below the MAE bars
