@@ -62,7 +62,8 @@ BIAS_NOTE_YEARS = 2.0
 GENDER_NOTE_ACC = 0.85
 MIN_SLICE = 10
 
-LIMITS = """## Known limits
+#: The generic limits and intended use, after the measured limits (``measured_limits``).
+LIMITS = """\
 - Ages are the datasets' labels (UTKFace's are apparent-age guesses, some noisy); errors grow for the oldest people
   and for under-represented groups (see the slices above).
 - Binary gender labels as annotated; the model cannot represent other gender identities.
@@ -252,8 +253,7 @@ def measured_limits(metrics: dict | None, photos: dict | None) -> list[str]:
 
 
 def _limits(metrics: dict | None, photos: dict | None) -> str:
-    head, rest = LIMITS.split("\n", 1)
-    return "\n".join([head, *measured_limits(metrics, photos), rest])
+    return "\n".join(["## Known limits", *measured_limits(metrics, photos), LIMITS])
 
 
 def _photos(stored: dict) -> str:
@@ -301,7 +301,9 @@ def render_card(folder: str | Path, name: str = "agegender default", params: flo
     folder = Path(folder)
     cfg = read_config(folder)
     m = cfg["model"]
-    metrics_path = folder / "metrics.json"
+    metrics_path, photos_path = folder / "metrics.json", folder / PHOTOS_FILE
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+    photos = json.loads(photos_path.read_text()) if photos_path.is_file() else None
     parts = [
         HEAD.format(
             name=name,
@@ -314,11 +316,10 @@ def render_card(folder: str | Path, name: str = "agegender default", params: flo
         ),
         _training(cfg, _split_counts(folder)),
     ]
-    if metrics_path.is_file():
-        parts.append(_metrics(json.loads(metrics_path.read_text())))
-    photos_path = folder / PHOTOS_FILE
-    if photos_path.is_file():
-        parts.append(_photos(json.loads(photos_path.read_text())))
+    if metrics is not None:
+        parts.append(_metrics(metrics))
+    if photos is not None:
+        parts.append(_photos(photos))
     if cfg.get("calibration"):
         parts.append(_calibration(cfg))
     if cfg.get("files"):
@@ -326,8 +327,6 @@ def render_card(folder: str | Path, name: str = "agegender default", params: flo
             "`config.json` records the digests of the weight files and of its model settings (`files`), checked on"
             " load."
         )
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
-    photos = json.loads(photos_path.read_text()) if photos_path.is_file() else None
     parts += [DETECTORS, _limits(metrics, photos)]
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
 
