@@ -79,13 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split-file", help="split file choosing the photos (default: all photos)")
     ap.add_argument("--split", default="val", choices=["train", "val", "test"])
     ap.add_argument("--detector", default="auto", help="NAME[:key=value,...], as agegender predict --detector")
+    ap.add_argument("--tta", action="store_true", help="average each face with its mirror, as agegender predict --tta")
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/wild_val.json"))
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     records = labelled_records(args.data, args.split_file, args.split)
     results = []
     for model in args.models:
-        predictor = Predictor.load(None if model == "default" else model, detector=args.detector)
+        predictor = Predictor.load(None if model == "default" else model, detector=args.detector, tta=args.tta)
         res = evaluate_photos(predictor, records)
         res["model"] = model
         results.append(res)
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": args.data,
         "split_file": args.split_file,
         "split": args.split,
+        "tta": args.tta,
         "results": [{k: v for k, v in r.items() if k != "rows"} for r in results],
     }
     write_result(args.output, summary, text)
