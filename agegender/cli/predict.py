@@ -34,7 +34,9 @@ def add_parser(sub) -> None:
     )
     p.add_argument("inputs", nargs="*", help="image files, folders or glob patterns")
     p.add_argument("--model", help="model folder (default: the shipped model)")
-    p.add_argument("--manifest", help="CSV with a 'path' column (and optional 'id')")
+    p.add_argument(
+        "--manifest", help="CSV with a 'path' column (and optional 'id'); relative paths are read from its folder"
+    )
     p.add_argument("--competition", metavar="DIR", help="read DIR/test.csv, write submission.csv (id,age,gender)")
     p.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
     p.add_argument("--no-detect", action="store_true", help="images are already face crops (UTKFace-like)")
@@ -46,7 +48,12 @@ def add_parser(sub) -> None:
         default=None,
         help="output format (default: from the --output extension, .json or .csv; else the text table)",
     )
-    p.add_argument("--output", "-o", help="output file (json/csv), or the submission path with --competition")
+    p.add_argument(
+        "--output",
+        "-o",
+        help="output file (.json, .csv, else the table), or the submission path with --competition; '-': standard"
+        " output",
+    )
     p.add_argument("--batch-size", type=positive_int, default=32, help="images per batch")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     p.add_argument("--tta", action="store_true", help="average with the mirrored face")
@@ -131,22 +138,52 @@ def output_format(given: str | None, output: str | None) -> str:
     return given or implied or "table"
 
 
+#: ``-o -``: the output goes to standard output, as for most command-line tools.
+STDOUT = "-"
+
+
+def check_predict_options(args: argparse.Namespace) -> None:
+    """Refuse options that contradict each other or do nothing here, before any work: silently ignoring one
+    would give the user something other than what they asked for."""
+    from agegender.errors import ConfigError
+
+    if args.address:
+        raise ConfigError("--address applies to --engine ray")
+    if args.competition and (args.inputs or args.manifest):
+        raise ConfigError("--competition reads its images from DIR/test.csv: give no other inputs or --manifest")
+    if args.manifest and args.inputs:
+        raise ConfigError("give image files and folders, or --manifest, not both")
+    if args.competition and args.format not in (None, "csv"):
+        raise ConfigError("--competition writes submission.csv (id,age,gender): --format must be csv or left out")
+    if args.competition and args.output not in (None, STDOUT) and Path(args.output).suffix.lower() != ".csv":
+        raise ConfigError(f"--competition writes a CSV file: --output {args.output} should end in .csv")
+    if args.detector_model:
+        from agegender.faces.detectors.base import detector_takes
+
+        if not detector_takes(args.detector, "model_path"):
+            raise ConfigError(f"--detector-model is for detectors with a model file (yunet), not {args.detector!r}")
+    if args.no_detect and args.min_face:
+        raise ConfigError("--min-face measures detected faces: with --no-detect there are none to measure")
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         from agegender.cli.predict_ray import cmd_predict_ray
 
         return cmd_predict_ray(args)
-    if args.address:
-        from agegender.errors import ConfigError
-
-        raise ConfigError("--address applies to --engine ray")
+    check_predict_options(args)
     from agegender.data.listing import list_images, skipped_files_note
     from agegender.inference import batch
     from agegender.inference.predictor import Predictor
     from agegender.utils.io import ensure_writable, raise_if_unsaved, write_text_output
 
+    to_stdout = args.output == STDOUT
+    if to_stdout:
+        args.output = None
     args.format = output_format(args.format, args.output if not args.competition else None)
-    out = Path(args.output or Path(args.competition) / "submission.csv") if args.competition else args.output
+    out = args.output
+    if args.competition:
+        out = None if to_stdout else Path(args.output or Path(args.competition) / "submission.csv")
     if out:
         ensure_writable(out)
     if args.draw:
@@ -199,13 +236,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     saved = []
     if args.competition:
-        saved.append(write_text_output(out, batch.to_submission(results)))
-        if not saved[-1].error:
-            print(f"wrote {out} ({len(results)} rows)")
+        for r in (r for r in results if r.status == "error"):
+            print(f"note: id {r.id}: {r.message}; its row holds the filler age {batch.FALLBACK_AGE:g}", file=sys.stderr)
+        if to_stdout:
+            sys.stdout.write(batch.to_submission(results))
+        else:
+            saved.append(write_text_output(out, batch.to_submission(results)))
+            if not saved[-1].error:
+                print(f"wrote {out} ({len(results)} rows)")
     elif args.format == "table":
         text = batch.to_table(results)
         if args.output:
             saved.append(write_text_output(args.output, text + "\n"))
+            if not saved[-1].error:
+                print(f"wrote {args.output}")
         else:
             print(text)
     else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,8 @@ _UNSUPPORTED_IMAGES = {
 }
 #: Refuse images above this many pixels: a decompression bomb would otherwise exhaust memory.
 MAX_PIXELS = 80_000_000
+#: Refuse files above this size before reading them: no photo is this large, and reading one would take the memory.
+MAX_FILE_BYTES = 512 * 1024 * 1024
 #: :func:`decode_scaled` keeps at least this many pixels on the long side: above the detectors' search size
 #: (``MAX_SIDE``, 1600), so a reduced decode finds the same faces; a 12 MP phone photo (4000 px) is not reduced.
 WORK_SIDE = 2048
@@ -49,6 +53,11 @@ _FACTORS = (8, 4, 2)
 
 class ImageError(AgeGenderError, ValueError):
     """An image that cannot be used; the message says why, for the per-file status."""
+
+
+class UnsupportedInputError(ImageError, TypeError):
+    """Something that is no image at all (None, a number, a list): a ``TypeError`` too, so ``predict`` raises what
+    Python code expects, while ``predict_batch`` reports it for that input and goes on with the others."""
 
 
 def skipped_file_kind(path: Path) -> tuple[str, str]:
@@ -184,21 +193,59 @@ def check_image(data: bytes, name: str = "image") -> tuple[int, int]:
     return w, h
 
 
+def _array_image(arr: np.ndarray) -> np.ndarray:
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ImageError(f"array image must be HxW, HxWx3 or HxWx4, got shape {arr.shape}")
+    if arr.dtype.kind not in "uif":
+        raise ImageError(f"array image must hold numbers (uint8, uint16 or float), got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise ImageError(f"array image has no pixels (shape {arr.shape})")
+    if arr.dtype != np.uint8:
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ImageError("array image holds NaN or infinite values")
+        scale = 255.0 if arr.dtype.kind == "f" and arr.max() <= 1.0 else 1.0
+        if arr.dtype == np.uint16:
+            scale = 255.0 / 65535.0
+        arr = (arr.astype(np.float64) * scale).clip(0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr[..., :3])
+
+
+def _read_file(path: Path) -> bytes:
+    """The bytes of an image file; a FIFO or a device (which could block or never end) is refused unread."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: file not found") from None
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read file ({e.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageError(f"{path}: is a directory, not an image")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError(f"{path}: not a regular file (a pipe, socket or device), not read")
+    if st.st_size > MAX_FILE_BYTES:
+        raise ImageError(f"{path}: file too large for an image ({st.st_size / 2**20:.0f} MiB)")
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read file ({e.strerror})") from None
+
+
+def check_input_type(source: object) -> None:
+    """Raise :class:`UnsupportedInputError` unless ``source`` is a kind of thing :func:`load_image` reads."""
+    kinds = (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Image.Image, ScaledImage)
+    if not isinstance(source, kinds) and not hasattr(source, "read"):
+        raise UnsupportedInputError(
+            f"cannot read an image from {type(source).__name__}: give a path, bytes, a PIL image or an array"
+        )
+
+
 def load_image(source: str | Path | bytes | np.ndarray | Image.Image, notes: list[str] | None = None) -> np.ndarray:
-    """Accept a path, raw bytes, a PIL image or an array and return RGB uint8 (H, W, 3); ``notes`` as for
-    :func:`decode_image`."""
+    """Accept a path, raw bytes (or a binary file object), a PIL image or an array and return RGB uint8
+    (H, W, 3); ``notes`` as for :func:`decode_image`. Anything else raises :class:`UnsupportedInputError`."""
     if isinstance(source, np.ndarray):
-        arr = source
-        if arr.ndim == 2:
-            arr = np.stack([arr] * 3, axis=-1)
-        if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-            raise ImageError(f"array image must be HxW, HxWx3 or HxWx4, got shape {arr.shape}")
-        if arr.dtype != np.uint8:
-            scale = 255.0 if arr.dtype.kind == "f" and arr.max() <= 1.0 else 1.0
-            if arr.dtype == np.uint16:
-                scale = 255.0 / 65535.0
-            arr = (arr.astype(np.float64) * scale).clip(0, 255).astype(np.uint8)
-        return np.ascontiguousarray(arr[..., :3])
+        return _array_image(source)
     if isinstance(source, Image.Image):
         if source.width * source.height > MAX_PIXELS:
             raise ImageError(f"image too large ({source.width}x{source.height})")
@@ -207,15 +254,19 @@ def load_image(source: str | Path | bytes | np.ndarray | Image.Image, notes: lis
             return np.asarray(_to_rgb(source), dtype=np.uint8)
         except (OSError, SyntaxError, ValueError) as e:
             raise ImageError(f"image could not be decoded ({type(e).__name__}: {e})") from None
-    if isinstance(source, bytes | bytearray):
+    if isinstance(source, bytes | bytearray | memoryview):
         return decode_image(bytes(source), notes=notes)
-    path = Path(source)
+    if hasattr(source, "read"):  # an open binary file or io.BytesIO
+        data = source.read()
+        if not isinstance(data, bytes):
+            raise UnsupportedInputError("a file object must be opened in binary mode ('rb')")
+        return decode_image(data, str(getattr(source, "name", "image")), notes)
+    check_input_type(source)
+    path = Path(source)  # type: ignore[arg-type]
+    data = _read_file(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ImageError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a directory, not an image") from None
-    except OSError as e:
-        raise ImageError(f"{path}: cannot read file ({e.strerror})") from None
-    return decode_image(data, str(path), notes)
+        return decode_image(data, str(path), notes)
+    except ImageError:
+        if path.suffix.lower() in _UNSUPPORTED_IMAGES:  # say why, as a folder read does
+            raise ImageError(f"{path}: {_UNSUPPORTED_IMAGES[path.suffix.lower()][1]}") from None
+        raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -167,16 +168,27 @@ _MISSING = ["", "NA", "N/A", "NaN", "nan", "null", "None"]
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV with clear errors; ids and paths stay text."""
     try:
-        # ids and paths are text, exactly as written ("007" stays "007", an id "NA" stays "NA");
-        # only label columns may be missing.
-        return pd.read_csv(
-            path,
-            dtype={c: str for c in _TEXT_COLUMNS},
-            keep_default_na=False,
-            na_values={c: _MISSING for c in ("age", "gender", "race")},
-        )
+        with warnings.catch_warnings():
+            # index_col=False: a row with more fields than the header must not make pandas take the first column
+            # as an index and shift every column by one; pandas warns instead, and the warning is made an error
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            # ids and paths are text, exactly as written ("007" stays "007", an id "NA" stays "NA");
+            # only label columns may be missing.
+            return pd.read_csv(
+                path,
+                dtype={c: str for c in _TEXT_COLUMNS},
+                keep_default_na=False,
+                na_values={c: _MISSING for c in ("age", "gender", "race")},
+                index_col=False,
+            )
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a CSV file") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the CSV file is empty") from None
+    except pd.errors.ParserWarning:
+        raise DataError(f"{path}: some rows have more fields than the header names; quote values with commas") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not a readable CSV file ({e})") from None
 

@@ -34,6 +34,8 @@ Loaded = tuple[str, str | None, np.ndarray | None, str]
 class Item:
     path: Path
     id: str | None = None
+    #: why this input cannot be read, known before reading (a manifest row without a path)
+    error: str | None = None
 
 
 @dataclass
@@ -63,12 +65,19 @@ def collect_inputs(inputs: Iterable[str], recursive: bool = False) -> list[Item]
         p = Path(spec)
         if p.is_dir():
             pattern = "**/*" if recursive else "*"
-            items += [Item(q) for q in sorted(p.glob(pattern)) if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS]
+            for q in sorted(p.glob(pattern)):
+                if q.suffix.lower() not in IMAGE_EXTENSIONS:
+                    continue
+                if q.is_file():
+                    items.append(Item(q))
+                elif q.is_symlink() and not q.exists():  # reported, not silently left out
+                    items.append(Item(q, error=f"{q}: a link to a file that does not exist"))
         elif p.exists():
             items.append(Item(p))
         elif any(c in spec for c in "*?["):
             matches = [Item(Path(q)) for q in sorted(glob.glob(spec, recursive=True)) if Path(q).is_file()]
-            items += matches or [Item(p)]  # a pattern matching nothing is reported, like a missing file
+            # a pattern matching nothing is reported, like a missing file
+            items += matches or [Item(p, error=f"{spec}: no file matches this pattern")]
         else:
             items.append(Item(p))  # reported as "file not found", not silently skipped
     return items
@@ -84,6 +93,8 @@ def competition_items(root: str | Path) -> list[Item]:
     from agegender.data.readers import _id_resolver, read_table  # pandas: only for CSV inputs
 
     root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder (--competition needs a folder with test.csv and the images)")
     csv_path = root / "test.csv"
     if not csv_path.is_file():
         found = sorted(p.name for p in root.glob("*.csv"))
@@ -103,11 +114,19 @@ def manifest_items(csv_path: str | Path) -> list[Item]:
         raise DataError(f"{csv_path}: a manifest needs a 'path' column")
     base = Path(csv_path).parent
     ids = df["id"].astype(str) if "id" in df.columns else [None] * len(df)
-    return [Item(Path(p) if Path(p).is_absolute() else base / p, i) for p, i in zip(df["path"], ids, strict=True)]
+    items = []
+    for row, (p, i) in enumerate(zip(df["path"], ids, strict=True), start=2):  # row 1 is the header
+        if not str(p).strip():
+            items.append(Item(Path(f"{csv_path}:{row}"), i, error=f"{csv_path}, row {row}: the path cell is empty"))
+        else:  # relative paths are read from the manifest's folder, so a manifest travels with its images
+            items.append(Item(Path(p) if Path(p).is_absolute() else base / p, i))
+    return items
 
 
 def _load(item: Item) -> tuple[Item, np.ndarray | None, str]:
     notes: list[str] = []
+    if item.error:
+        return item, None, item.error
     try:
         return item, load_image(item.path, notes), "; ".join(notes)
     except ImageError as e:

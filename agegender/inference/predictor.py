@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from agegender.data.images import ImageError, ScaledImage, load_image
+from agegender.data.images import ImageError, ScaledImage, check_input_type, load_image
 from agegender.face_filter import QualityFilter
 from agegender.inference.calibration import INTERVAL_LEVEL, central_z, interval_scale
 from agegender.inference.engine import load_engine, predict_crops
@@ -205,6 +205,7 @@ class Predictor:
         """
         if isinstance(image, list | tuple):
             raise TypeError(f"predict takes one image, got a {type(image).__name__}: use predict_batch(images)")
+        check_input_type(image)
         faces, error = split_error(self.predict_batch([image], detect=detect, quality_filter=quality_filter)[0])
         if error:
             raise ImageError(error)
@@ -212,20 +213,22 @@ class Predictor:
 
     def predict_batch(
         self,
-        images: Sequence[Any],
+        images: Iterable[Any],
         detect: bool = True,
         batch_size: int = 64,
         quality_filter: QualityFilter | None = None,
     ) -> list[list[FaceResult]]:
         """Like :meth:`predict` for many images, one list per input, in order; face crops from all images share
         batches. An input that cannot be read does not stop the others: its list is the single entry
-        ``FaceResult(status="error", message=why)`` (no estimate, ``age`` None). A note about the decode
-        (``first of 3 frames used``: multi-page TIFF, animated GIF) ends each of that image's faces' ``message``.
-        Wrong argument types (an int, a list where an image is expected) still raise ``TypeError``: they are
-        bugs, not bad images.
+        ``FaceResult(status="error", message=why)`` (no estimate, ``age`` None); so does an input that is no
+        image at all (None, a number). A note about the decode (``first of 3 frames used``: multi-page TIFF,
+        animated GIF) ends each of that image's faces' ``message``. ``images`` may be any iterable (a generator
+        too); one image given where many are expected raises ``TypeError``.
         """
         if isinstance(images, str | bytes | bytearray | Path) or (isinstance(images, np.ndarray) and images.ndim < 4):
             raise TypeError(f"predict_batch takes a sequence of images, got one {type(images).__name__}: use predict")
+        if not isinstance(images, Sequence):
+            images = list(images)
         rule = quality_filter or self.quality_filter
         crops: list[np.ndarray] = []
         owners: list[dict[str, Any]] = []

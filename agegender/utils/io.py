@@ -51,7 +51,11 @@ def _probe(existing: Path, create_dir: bool) -> None:
 def ensure_writable(path: str | Path, kind: Kind = "file") -> Path:
     """Raise :class:`OutputError` now if ``path`` (a file, or a folder for ``kind="dir"``) could not be written
     later, so a long run never ends in a traceback with nothing saved. Creates nothing that stays."""
-    path = Path(path)
+    given = path = Path(path)
+    if kind == "file" and path.is_symlink():  # written through: the target's folder must take the new file
+        path = Path(os.path.realpath(path))
+    if kind == "file" and path.exists() and not path.is_file() and not path.is_dir():
+        return given  # a device or a pipe, written to directly; if that fails, the results are kept elsewhere
     if kind == "file" and path.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder, but a file name is expected")
     if kind == "dir" and path.exists() and not path.is_dir():
@@ -70,12 +74,21 @@ def ensure_writable(path: str | Path, kind: Kind = "file") -> Path:
         _probe(existing, create_dir=existing != folder)
     except OSError as e:
         raise OutputError(f"cannot write {path}: {existing} is not writable ({e.strerror or e})") from None
-    return path
+    return given
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written output."""
+    """Write via a temporary file and rename, so a crash never leaves a half-written output.
+
+    A link is written through (its target gets the text, the link stays), and what is not a regular file (a
+    device such as ``/dev/stdout``, a pipe) is written to directly: renaming over it would replace it."""
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with open(path, "w", newline="") as f:
+            f.write(text)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     # Not tempfile.mkstemp: its 0600 mode would survive the rename; 0666 here is reduced by the umask as usual.
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"

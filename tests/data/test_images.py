@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from PIL import Image
 
 from agegender.data.images import (
     ImageError,
+    UnsupportedInputError,
     check_image,
     decode_image,
     decode_scaled,
@@ -156,6 +158,19 @@ def test_load_image_numpy_bad_shape() -> None:
         load_image(np.zeros((2, 4, 4, 3), np.uint8))
 
 
+@pytest.mark.parametrize(
+    ("array", "why"),
+    [
+        (np.zeros((4, 4, 3), bool), "must hold numbers"),
+        (np.zeros((0, 0, 3), np.uint8), "no pixels"),
+        (np.full((4, 4, 3), np.nan, np.float32), "NaN or infinite"),
+    ],
+)
+def test_load_image_numpy_without_usable_pixels_says_why(array: np.ndarray, why: str) -> None:
+    with pytest.raises(ImageError, match=why):
+        load_image(array)
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -180,6 +195,31 @@ def test_not_an_image(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="empty file"):
         load_image(b"")
     assert issubclass(ImageError, ValueError)
+
+
+def test_what_is_no_image_at_all_is_a_type_error_too() -> None:
+    for wrong in (None, 5, [b"x"]):
+        with pytest.raises(UnsupportedInputError, match="give a path, bytes"):
+            load_image(wrong)  # type: ignore[arg-type]
+    assert issubclass(UnsupportedInputError, ImageError) and issubclass(UnsupportedInputError, TypeError)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_pipe_or_device_is_refused_unread(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)  # reading it would block forever
+    with pytest.raises(ImageError, match="not a regular file"):
+        load_image(fifo)
+    if Path("/dev/zero").exists():  # reading it would never end
+        with pytest.raises(ImageError, match="not a regular file"):
+            load_image("/dev/zero")
+
+
+def test_an_unsupported_format_given_by_name_says_why_as_a_folder_read_does(tmp_path: Path) -> None:
+    fake = tmp_path / "photo.heic"
+    fake.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(40))
+    with pytest.raises(ImageError, match="photo.heic: HEIC/HEIF is not supported"):
+        load_image(fake)
 
 
 def test_truncated_jpeg() -> None:

@@ -6,6 +6,7 @@ pipeline (inputs, detection, statuses, intervals, serialisation), never accuracy
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 from pathlib import Path
@@ -178,14 +179,26 @@ def test_truncated_pil_image(predictor: Predictor, astro: np.ndarray, tmp_path: 
     assert bad[0].status == "error" and "truncated" in bad[0].message
 
 
-@pytest.mark.parametrize("wrong", [[np.zeros((8, 8, 3), np.uint8)], 5])
-def test_predict_wrong_types_raise_type_error(predictor: Predictor, wrong) -> None:
-    with pytest.raises(TypeError, match="predict_batch" if isinstance(wrong, list) else None):
+@pytest.mark.parametrize("wrong", [[np.zeros((8, 8, 3), np.uint8)], 5, None])
+def test_wrong_types_raise_type_error_and_a_batch_goes_on(predictor: Predictor, astro: np.ndarray, wrong) -> None:
+    with pytest.raises(TypeError, match="predict_batch" if isinstance(wrong, list) else "give a path, bytes"):
         predictor.predict(wrong)
-    with pytest.raises(TypeError):
-        predictor.predict_batch([wrong])
+    good, bad, again = predictor.predict_batch(x for x in (astro, wrong, astro))  # a generator is fine too
+    _check_astronaut(good)
+    _check_astronaut(again)
+    assert bad[0].status == "error" and "cannot read an image from" in bad[0].message
     with pytest.raises(TypeError, match="use predict"):
         predictor.predict_batch(b"abc")
+
+
+def test_file_objects_and_memoryviews_are_read(predictor: Predictor, astro: np.ndarray) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(astro).save(buf, format="PNG")
+    _check_astronaut(predictor.predict(memoryview(buf.getvalue())))
+    buf.seek(0)
+    _check_astronaut(predictor.predict(buf))
+    with pytest.raises(ImageError, match="binary mode"):
+        predictor.predict(io.StringIO("text"))
 
 
 def test_no_detect_uses_whole_image(predictor: Predictor, astro: np.ndarray) -> None:

@@ -54,3 +54,28 @@ def test_failed_write_keeps_the_results_elsewhere(tmp_path: Path):
     assert str(saved.path) in str(e.value) and str(a_file / "out.csv") in str(e.value)
     assert e.value.exit_code == EXIT_OUTPUT_NOT_WRITTEN
     assert (tmp_path / "fine.csv").read_text() == "ok"
+
+
+def test_a_link_is_written_through_and_stays_a_link(tmp_path: Path):
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "r.csv"
+    target.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    assert ensure_writable(link) == link
+    saved = write_text_output(link, "new\n")
+    assert saved.error is None
+    assert link.is_symlink() and target.read_text() == "new\n"
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["r.csv"]  # no temporary file left
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_device_is_written_to_not_replaced_and_a_full_one_keeps_the_results(tmp_path: Path):
+    full = Path("/dev/full")  # every write fails with "No space left on device"
+    assert ensure_writable(full) == full
+    saved = write_text_output(full, "rows\n")
+    assert full.is_char_device()  # still the device, not a regular file renamed over it
+    assert saved.path is not None and saved.path != full and saved.path.read_text() == "rows\n"
+    assert "No space left" in (saved.error or "")
+    null = write_text_output("/dev/null", "rows\n")
+    assert null.error is None and Path("/dev/null").is_char_device()

@@ -209,14 +209,32 @@ def detector_takes(spec: str, option: str) -> bool:
     return takes is not None and option in takes
 
 
-def _resolve(spec: str) -> tuple[Callable[..., FaceDetector], dict[str, Any]]:
-    """The factory and options a spec names; a bad name or option is a :class:`ConfigError`."""
+def _check_values(base: str, factory: Callable[..., FaceDetector], options: dict[str, Any]) -> None:
+    """An option whose default is a number or a bool must be given one (``min_face_size=abc`` would otherwise
+    fail deep inside the detector, as a bug)."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return
+    for key, value in options.items():
+        default = params[key].default if key in params else inspect.Parameter.empty
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"face detector {base!r}: option {key}={value!r} must be True or False")
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if isinstance(default, int | float) and not isinstance(default, bool) and not number:
+            raise ConfigError(f"face detector {base!r}: option {key}={value!r} must be a number")
+
+
+def _resolve(spec: str, **extra: Any) -> tuple[Callable[..., FaceDetector], dict[str, Any]]:
+    """The factory and options a spec names (with ``extra`` added); a bad name or option is a :class:`ConfigError`."""
     base, options = parse_detector_spec(spec)
+    options = {**options, **extra}
     factory = DETECTORS.get(base)
     takes = detector_options(factory)
     unknown = [] if takes is None else sorted(set(options) - set(takes))
     if unknown:
         raise ConfigError(f"face detector {base!r} has no option {', '.join(unknown)}; it takes: {', '.join(takes)}")
+    _check_values(base, factory, options)
     return factory, options
 
 
@@ -229,5 +247,5 @@ def create_detector(name: str = "auto", **kwargs: Any) -> FaceDetector:
     """Build a registered detector from its name or a spec ``NAME:key=value,...`` (:func:`parse_detector_spec`);
     ``kwargs`` add to and override the spec's options. Unknown names list the known ones, unknown options the
     ones that detector takes."""
-    factory, options = _resolve(name)
-    return factory(**{**options, **kwargs})
+    factory, options = _resolve(name, **kwargs)
+    return factory(**options)

@@ -38,7 +38,10 @@ class YuNetDetector(FaceDetector):
         super().__init__(min_face_size, score_threshold, max_side)
         path = _find_yunet_model(model_path)
         self.model_path = path
-        self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold, top_k)
+        try:
+            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold, top_k)
+        except cv2.error:
+            raise DetectorModelError(f"{path}: OpenCV cannot load it as a YuNet face detector (.onnx)") from None
 
     def _detect(self, image: np.ndarray, min_size: float) -> list[Detection]:
         h, w = image.shape[:2]
