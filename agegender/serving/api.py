@@ -20,8 +20,8 @@ from starlette.requests import ClientDisconnect
 from agegender.face_filter import FILTER_HELP, QualityFilter
 from agegender.serving.limits import (
     InvalidOption,
+    MalformedRequest,
     MissingFile,
-    NotAnImage,
     ServeLimits,
     ServingError,
     TooLarge,
@@ -33,6 +33,8 @@ from agegender.serving.service import Service
 
 log = logging.getLogger(__name__)
 
+API_PREFIX = "/api/v1"
+HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 #: Room for multipart boundaries and part headers on top of the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
 #: Declared file types accepted; anything else (text/plain, application/pdf, ...) is answered with 415.
@@ -44,29 +46,28 @@ def error_response(err: ServingError) -> JSONResponse:
     return JSONResponse({"error": err.code, "detail": err.message}, status_code=err.status, headers=headers)
 
 
-async def _read_capped(request: Request, cap: int, read_timeout_s: float) -> bytes:
+async def _read_capped(request: Request, cap: int, read_timeout_s: float, limit: int | None = None) -> bytes:
     """The body, refused (413) past ``cap`` bytes or (408) when it has not all arrived within ``read_timeout_s``:
-    uvicorn has no body read timeout, so a stalled upload would otherwise hold its connection forever."""
+    uvicorn has no body read timeout, so a stalled upload would otherwise hold its connection forever.
+    ``limit``: the file size the messages name (``cap`` less the room for multipart headers)."""
     try:
-        return await asyncio.wait_for(_read_body(request, cap), read_timeout_s)
+        return await asyncio.wait_for(_read_body(request, cap, cap if limit is None else limit), read_timeout_s)
     except asyncio.TimeoutError:
         raise UploadTimeout(
             f"The upload did not arrive within {read_timeout_s:g} s; check the connection and try again."
         ) from None
 
 
-async def _read_body(request: Request, cap: int) -> bytes:
+async def _read_body(request: Request, cap: int, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise TooLarge(
-            f"The upload is {format_bytes(int(declared))}; the limit is {format_bytes(cap - MULTIPART_OVERHEAD)}."
-        )
+        raise TooLarge(f"The upload is {format_bytes(int(declared))}; the limit is {format_bytes(limit)}.")
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.stream():  # also bounds chunked uploads, which have no Content-Length
         total += len(chunk)
         if total > cap:
-            raise TooLarge(f"The upload exceeds the limit of {format_bytes(cap - MULTIPART_OVERHEAD)}.")
+            raise TooLarge(f"The upload exceeds the limit of {format_bytes(limit)}.")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -87,15 +88,23 @@ async def extract_image(request: Request, limits: ServeLimits) -> tuple[bytes, s
     content_type = request.headers.get("content-type", "").lower()
     max_upload_bytes = limits.max_upload_bytes
     if content_type.startswith("multipart/form-data"):
-        body = await _read_capped(request, max_upload_bytes + MULTIPART_OVERHEAD, limits.read_timeout_s)
+        body = await _read_capped(
+            request, max_upload_bytes + MULTIPART_OVERHEAD, limits.read_timeout_s, limit=max_upload_bytes
+        )
         parser = MultiPartParser(
             request.headers, _single_chunk(body), max_files=4, max_fields=16, max_part_size=MULTIPART_OVERHEAD
         )
         try:
             form = await parser.parse()
         except MultiPartException as e:
-            raise NotAnImage(f"Malformed multipart body: {e.message}") from None
+            raise MalformedRequest(f"Malformed multipart body: {e.message}") from None
         try:
+            files = [k for k, v in form.multi_items() if isinstance(v, UploadFile)]
+            if len(files) > 1:
+                raise InvalidOption(
+                    f"Send one image per request; this one has {len(files)} files ({', '.join(files)}). For many "
+                    "photos, send a request each, or use agegender predict / Predictor.predict_batch."
+                )
             upload = form.get("file")
             if upload is None:
                 raise MissingFile("Send the image as multipart form field 'file', e.g. curl -F file=@photo.jpg URL.")
@@ -123,7 +132,15 @@ async def extract_image(request: Request, limits: ServeLimits) -> tuple[bytes, s
 
 
 def quality_filter(query: dict[str, str], fields: dict[str, str]) -> QualityFilter:
-    """``min_face`` / ``min_quality`` from the query string or form fields (a form field wins); 422 if invalid."""
+    """``min_face`` / ``min_quality`` from the query string or form fields (a form field wins); 422 if invalid or
+    unknown: a misspelt ``min_qualty`` silently ignored would turn the filter off without a word."""
+    unknown = sorted((set(query) | set(fields)) - set(FILTER_HELP))
+    if unknown:
+        raise InvalidOption(
+            f"Unknown option {', '.join(map(repr, unknown))}; the options are "
+            + ", ".join(sorted(FILTER_HELP))
+            + " (and the image, in field 'file')."
+        )
     try:
         return QualityFilter.from_values({**query, **fields})
     except ValueError as e:
@@ -132,7 +149,7 @@ def quality_filter(query: dict[str, str], fields: dict[str, str]) -> QualityFilt
 
 def build_router(service: Service) -> APIRouter:
     """The versioned API routes; mount them before the UI, which is served at ``/``."""
-    router = APIRouter(prefix="/api/v1", tags=["api"])
+    router = APIRouter(prefix=API_PREFIX, tags=["api"])
 
     @router.post("/predict", summary="Estimate age and gender of every face in an image")
     async def predict(request: Request) -> Any:
@@ -164,5 +181,21 @@ def build_router(service: Service) -> APIRouter:
     @router.get("/health", summary="Liveness, model and load")
     async def health() -> dict[str, Any]:
         return service.health()
+
+    routes = {f"{API_PREFIX}/predict": "POST", f"{API_PREFIX}/health": "GET"}
+
+    @router.api_route("/{rest:path}", methods=HTTP_METHODS, include_in_schema=False)
+    async def other(request: Request, rest: str) -> JSONResponse:
+        """Anything else under the API answers in its error shape (not the web page's 404, which is mounted at
+        ``/`` and would otherwise take these paths)."""
+        path = request.url.path
+        if path in routes:
+            return JSONResponse(
+                {"error": "method_not_allowed", "detail": f"{request.method} is not allowed here: use {routes[path]}."},
+                status_code=405,
+                headers={"Allow": routes[path]},
+            )
+        known = " and ".join(f"{m} {p}" for p, m in routes.items())
+        return JSONResponse({"error": "not_found", "detail": f"No route {path}; the API has {known}."}, status_code=404)
 
     return router

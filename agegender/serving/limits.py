@@ -47,17 +47,23 @@ class ServeLimits:
     def describe(self) -> str:
         """One line for the page, so users know the limits before they hit one."""
         return (
-            f"Images up to {format_bytes(self.max_upload_bytes)} and {self.max_pixels / 1e6:g} megapixels; "
+            f"Images up to {format_bytes(self.max_upload_bytes, exact=False)} and "
+            f"{self.max_pixels / 1e6:g} megapixels; "
             f"each request may take up to {self.timeout_s:g} s."
         )
 
 
-def format_bytes(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:g} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
-        n /= 1024
-    return f"{n:g} GB"  # pragma: no cover
+def format_bytes(n: float, exact: bool = True) -> str:
+    """Binary units, as the limits are set (``--max-upload-mb`` is in MiB); with ``exact``, the bytes too when over
+    a KiB, so a file just over a limit never reads as equal to it."""
+    if n < 1024:
+        return f"{n:g} bytes"
+    size = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            return f"{size:.4g} {unit} ({int(n):,} bytes)" if exact else f"{size:.3g} {unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class ServingError(Exception):
@@ -70,6 +76,10 @@ class ServingError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class MalformedRequest(ServingError):
+    status, code, title = 400, "bad_request", "Malformed request"
 
 
 class NotAnImage(ServingError):

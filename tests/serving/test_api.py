@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from agegender.serving.limits import Busy, InferencePool, ServeLimits, Timeout
+from agegender.serving.limits import Busy, InferencePool, ServeLimits, Timeout, format_bytes
 
 FACE_KEYS = {
     "status",
@@ -294,3 +294,42 @@ def test_pool_bounds_backlog_and_frees_slots() -> None:
 
     asyncio.run(scenario())
     pool.shutdown()
+
+
+def test_several_files_in_one_request_are_refused_not_dropped(client: TestClient, astronaut_png: bytes) -> None:
+    two = [("file", ("a.png", astronaut_png, "image/png")), ("file", ("b.png", astronaut_png, "image/png"))]
+    r = client.post(URL, files=two)
+    assert r.status_code == 422 and r.json()["error"] == "invalid_option"
+    assert "one image per request" in r.json()["detail"] and "2 files" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(("data", "params"), [({"min_qualty": "0.9"}, {}), ({}, {"foo": "1"})])
+def test_unknown_options_are_refused_not_ignored(client: TestClient, astronaut_png: bytes, data, params) -> None:
+    r = client.post(URL, files={"file": ("a.png", astronaut_png, "image/png")}, data=data, params=params)
+    assert r.status_code == 422 and r.json()["error"] == "invalid_option"
+    name = next(iter(data or params))
+    assert f"Unknown option '{name}'" in r.json()["detail"] and "min_quality" in r.json()["detail"]
+
+
+def test_a_malformed_multipart_body_is_a_bad_request_not_a_bad_image(client: TestClient) -> None:
+    r = client.post(URL, content=b"--x\r\nnot a part", headers={"content-type": "multipart/form-data"})
+    assert r.status_code == 400 and r.json()["error"] == "bad_request"
+    assert "multipart" in r.json()["detail"].lower()
+
+
+def test_unknown_routes_and_methods_answer_in_the_api_error_shape(client: TestClient) -> None:
+    r = client.get(URL)
+    assert r.status_code == 405 and r.json()["error"] == "method_not_allowed" and "GET" in r.json()["detail"]
+    r = client.post("/api/v1/nope")
+    assert r.status_code == 404 and r.json()["error"] == "not_found" and "/api/v1/predict" in r.json()["detail"]
+
+
+def test_the_size_limit_is_named_exactly_for_raw_and_multipart_bodies(service, astronaut_png: bytes) -> None:
+    limit = len(astronaut_png) - 1
+    with limited_client(service, max_upload_bytes=limit) as c:
+        raw = c.post(URL, content=astronaut_png, headers={"Content-Type": "image/png"})
+        form = c.post(URL, files={"file": ("a.png", astronaut_png, "image/png")})
+    for r in (raw, form):
+        assert r.status_code == 413
+        assert f"the limit is {format_bytes(limit)}" in r.json()["detail"] and f"{limit:,} bytes" in r.json()["detail"]
+    assert f"{len(astronaut_png):,} bytes" in form.json()["detail"]
