@@ -15,6 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import contextlib
+import errno
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -115,13 +116,38 @@ def create_app(config: ServeConfig | None = None, service: Service | None = None
     return app
 
 
+def check_port(host: str, port: int) -> None:
+    """Raise :class:`~agegender.errors.ConfigError` if ``host:port`` cannot be listened on (in use, not an address
+    of this machine, a privileged port)."""
+    import socket
+
+    from agegender.errors import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise ConfigError(f"--host {host}: not a known address ({e.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a closed port is free
+        try:
+            probe.bind(address)
+        except OSError as e:
+            hint = " (another server is there: stop it or choose another --port)" if e.errno == errno.EADDRINUSE else ""
+            raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}{hint}") from None
+
+
 def serve(
     config: ServeConfig | None = None, host: str = "127.0.0.1", port: int = 7860, log_level: str = "info"
 ) -> None:
-    """Load the model and serve until interrupted (blocking)."""
+    """Load the model and serve until interrupted (blocking). A port that cannot be listened on is a
+    :class:`~agegender.errors.ConfigError` before the model loads (uvicorn would only log it, then exit 3)."""
     import uvicorn
 
+    check_port(host, port)
     limit_arena_growth()  # the server owns its process: big request buffers go back to the system when freed
+    config = config or ServeConfig()
     app = create_app(config)
-    log.info("agegender demo on http://%s:%d/  (API: POST http://%s:%d/api/v1/predict)", host, port, host, port)
+    what = "API" if config.demo == "off" else "demo"
+    log.info("agegender %s on http://%s:%d/  (API: POST http://%s:%d/api/v1/predict)", what, host, port, host, port)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

@@ -225,3 +225,28 @@ def test_a_class_photos_labels_leave_its_faces_visible() -> None:
     assert face_label(3, OK, short=True) == "3: F, 34"
     assert face_label(4, SMALL, short=True) == "4: M, 20?"
     assert face_label(5, SKIPPED, short=True) == "5: skipped"
+
+
+def test_a_busy_port_is_one_error_line_before_the_model_loads(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from agegender.cli.main import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # --model names nothing: reaching the model load would be a different error
+        code = main(["serve", "--no-demo", "--port", str(port), "--model", "/nonexistent/model"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"error: cannot listen on 127.0.0.1:{port}" in err and "choose another --port" in err
+
+
+def test_sizes_are_named_in_binary_units_with_the_exact_bytes() -> None:
+    from agegender.serving.limits import format_bytes
+
+    assert format_bytes(10 * 1024 * 1024) == "10 MiB (10,485,760 bytes)"
+    assert format_bytes(10 * 1024 * 1024 + 1) == "10 MiB (10,485,761 bytes)"
+    assert format_bytes(10 * 1024 * 1024, exact=False) == "10 MiB" and format_bytes(500) == "500 bytes"
+    with pytest.raises(TooLarge, match="is 1001 bytes; the limit is 1000 bytes"):
+        check_upload_size(1001, ServeLimits(max_upload_bytes=1000))
