@@ -174,7 +174,7 @@ def read_table(path: Path) -> pd.DataFrame:
             warnings.simplefilter("error", pd.errors.ParserWarning)
             # ids and paths are text, exactly as written ("007" stays "007", an id "NA" stays "NA");
             # only label columns may be missing.
-            return pd.read_csv(
+            df = pd.read_csv(
                 path,
                 dtype={c: str for c in _TEXT_COLUMNS},
                 keep_default_na=False,
@@ -189,8 +189,18 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: the CSV file is empty") from None
     except pd.errors.ParserWarning:
         raise DataError(f"{path}: some rows have more fields than the header names; quote values with commas") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError:
+        raise DataError(
+            f"{path}: not UTF-8 text (e.g. saved as Latin-1 by a spreadsheet); save it as UTF-8 CSV"
+        ) from None
+    except pd.errors.ParserError as e:
         raise DataError(f"{path}: not a readable CSV file ({e})") from None
+    if len(df.columns) == 1 and (sep := next((c for c in ";\t|" if c in str(df.columns[0])), None)):
+        raise DataError(
+            f"{path}: the values are separated by {sep!r}, not commas (header {df.columns[0]!r}); "
+            "save it as comma-separated CSV"
+        )
+    return df
 
 
 def _records_from_frame(

@@ -107,7 +107,9 @@ def load_split(path: str | Path) -> tuple[dict[str, str], tuple[float, ...]]:
         return assignment, fractions
     except FileNotFoundError:
         raise DataError(f"split file {path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+    except KeyError as e:
+        raise DataError(f"split file {path} is not a valid split file: it has no {e} entry") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
         raise DataError(f"split file {path} is not a valid split file ({e})") from None
 
 

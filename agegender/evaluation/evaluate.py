@@ -75,6 +75,9 @@ def run_evaluation(
     for d, recs in zip(datasets, by_source.values(), strict=True):
         if not recs:
             raise DataError(f"{d}: no labelled images to evaluate on")
+    if split_file is not None and not Path(split_file).is_file():
+        # split_sources would write a fresh split there: figures on a random split under the name of a real one
+        raise DataError(f"split file {split_file} does not exist (leave out --split-file for a fresh split)")
     if split != "all":
         split_file = split_file or default_split_file(model)
         if split_file is None:

@@ -173,3 +173,16 @@ def test_a_closed_pipe_loses_no_output_and_prints_no_traceback(model_dir: Path, 
     assert proc.wait(timeout=300) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err
     assert json.loads(out_json.read_text())["overall"]["n"] == 6
+
+
+def test_a_split_file_that_does_not_exist_is_an_error_not_a_fresh_split(
+    model_dir: Path, mixed_csv: Path, tmp_path: Path, capsys
+) -> None:
+    typo = tmp_path / "splti.json"
+    args = ["evaluate", str(model_dir), "--data", str(mixed_csv), "--split", "val", "--split-file", str(typo)]
+    assert main(args) == 2
+    assert f"split file {typo} does not exist" in capsys.readouterr().err
+    assert not typo.exists()  # nothing written under the mistyped name
+    typo.write_text('{"train": [], "val": [], "test": []}')
+    assert main(args) == 2
+    assert "not a valid split file: it has no 'assignment' entry" in capsys.readouterr().err
