@@ -66,6 +66,9 @@ def run_evaluation(
     figures overall and per source (``slices["source"]``).
     """
     datasets = [data] if isinstance(data, str | Path) else list(data)
+    seen = [Path(d).resolve() for d in datasets]
+    if len(set(seen)) < len(seen):  # each image would count twice
+        raise DataError(f"the same data is given twice: {', '.join(map(str, datasets))}")
     for d in datasets:
         require_labels(d, fmt)
     net, meta = load_net(model)
@@ -78,6 +81,7 @@ def run_evaluation(
     if split_file is not None and not Path(split_file).is_file():
         # split_sources would write a fresh split there: figures on a random split under the name of a real one
         raise DataError(f"split file {split_file} does not exist (leave out --split-file for a fresh split)")
+    labelled = sum(len(recs) for recs in by_source.values())
     if split != "all":
         split_file = split_file or default_split_file(model)
         if split_file is None:
@@ -88,7 +92,10 @@ def run_evaluation(
     records = [r for recs in by_source.values() for r in recs]
     sources = [n for n, recs in by_source.items() for _ in recs]
     if not records:
-        raise DataError(f"the {split} split of {', '.join(map(str, datasets))} is empty")
+        raise DataError(
+            f"the {split} split of {', '.join(map(str, datasets))} is empty ({labelled} labelled images in all); "
+            "--split all evaluates on every image"
+        )
     engine = TorchEngine(net)
     crops = decode_all(records, net.input_size, progress)
     age, std, pf = predict_crops(engine, list(crops), batch_size, tta, progress)

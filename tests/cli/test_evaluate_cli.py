@@ -186,3 +186,21 @@ def test_a_split_file_that_does_not_exist_is_an_error_not_a_fresh_split(
     typo.write_text('{"train": [], "val": [], "test": []}')
     assert main(args) == 2
     assert "not a valid split file: it has no 'assignment' entry" in capsys.readouterr().err
+
+
+def test_too_small_a_split_names_the_way_out_and_data_given_twice_is_refused(
+    model_dir: Path, mixed_csv: Path, capsys
+) -> None:
+    assert main(["evaluate", str(model_dir), "--data", str(mixed_csv), "--split", "test"]) == 2
+    err = capsys.readouterr().err
+    assert "is empty (6 labelled images in all); --split all evaluates on every image" in err
+    twice = [
+        "evaluate",
+        str(model_dir),
+        "--data",
+        str(mixed_csv),
+        "--data",
+        str(mixed_csv.parent / ".." / mixed_csv.parent.name / mixed_csv.name),
+    ]
+    assert main([*twice, "--split", "all"]) == 2
+    assert "the same data is given twice" in capsys.readouterr().err
