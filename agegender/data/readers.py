@@ -314,7 +314,7 @@ def require_labels(path: str | Path, format: str = "auto") -> None:
         raise DataError(
             f"{path}: no labelled images: read as a plain image folder, which has no labels (labels come from "
             "UTKFace file names age_gender_race_date.jpg, a competition train.csv, or a CSV manifest with 'age' "
-            "and 'gender' columns; the format utkface forces the UTKFace reading)"
+            "and 'gender' columns; --format utkface forces the UTKFace reading)" + _utkface_hint(path)
         )
 
 
@@ -358,11 +358,25 @@ def detect_format(path: Path) -> str:
         return "competition"
     if (path / MANIFEST_NAME).is_file():
         return "manifest"
-    images = path / "images" if (path / "images").is_dir() else path
-    sample = [p.name for _, p in zip(range(200), images.iterdir(), strict=False) if p.is_file()]
-    if sample and sum(parse_utkface_name(n) is not None for n in sample) >= 0.8 * len(sample):
+    named, sample = _utkface_names(path)
+    if sample and named >= 0.8 * sample:
         return "utkface"
     return "images"
+
+
+def _utkface_names(path: Path) -> tuple[int, int]:
+    """How many of (up to 200) files in ``path`` (or its ``images/``) have UTKFace names, and how many were seen."""
+    images = path / "images" if (path / "images").is_dir() else path
+    sample = [p.name for _, p in zip(range(200), images.iterdir(), strict=False) if p.is_file()]
+    return sum(parse_utkface_name(n) is not None for n in sample), len(sample)
+
+
+def _utkface_hint(path: Path) -> str:
+    """What to say when a folder read as plain images has some UTKFace names (auto-detection needs 80%)."""
+    named, sample = _utkface_names(path) if path.is_dir() else (0, 0)
+    if not named:
+        return ""
+    return f"; {named} of {sample} file names here are UTKFace names: --format utkface reads them labelled"
 
 
 def read_dataset(
@@ -393,6 +407,8 @@ def read_dataset(
         records = read_manifest(path / MANIFEST_NAME if path.is_dir() else path, report)
     else:
         records = read_images([path], report=report)
+        if format == "auto" and (hint := _utkface_hint(path)):
+            report.note("read_unlabelled", str(path), hint.lstrip("; "))
     report.rows = len(records) + report.n_problems
     records = _validate_files(records, report, check_images, progress)
     records, groups = _resolve_duplicates(records, report, duplicates)

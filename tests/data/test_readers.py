@@ -459,3 +459,21 @@ def test_a_csv_written_otherwise_says_how_to_fix_it(tmp_path: Path, content: byt
         read_table(tmp_path / "m.csv")
     with pytest.raises(DataError, match="no such file"):
         read_table(tmp_path / "none.csv")
+
+
+def test_a_folder_with_too_few_utkface_names_to_be_detected_says_how_to_read_them(
+    tmp_path: Path, make_jpeg: MakeJpeg
+) -> None:
+    from agegender.data.readers import require_labels
+
+    for i, name in enumerate(["25_0_1_20170112213500903.jpg.chip.jpg", "30_1_0_20170112213500904.jpg.chip.jpg"]):
+        make_jpeg(tmp_path / name, i)
+    for i in range(2):
+        make_jpeg(tmp_path / f"holiday{i}.jpg", 10 + i)  # 2 of 4 names: under the 80% that auto-detection needs
+    reading = read_dataset(tmp_path)
+    assert reading.report.format == "images" and not any(r.labelled for r in reading.records)
+    hint = "2 of 4 file names here are UTKFace names: --format utkface reads them labelled"
+    assert hint in reading.report.summary()
+    with pytest.raises(DataError, match=hint):
+        require_labels(tmp_path, "auto")
+    assert sum(r.labelled for r in read_dataset(tmp_path, "utkface").records) == 2
