@@ -58,7 +58,9 @@ def _label_problem(age: object, gender: object) -> str | None:
         g = float(gender)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "gender_not_0_or_1"
-    if math.isnan(g) or g not in (0.0, 1.0):
+    if math.isnan(g):
+        return "gender_missing"
+    if g not in (0.0, 1.0):
         return "gender_not_0_or_1"
     return None
 
@@ -137,7 +139,10 @@ def _resolve_duplicates(
             drop.update(id(r) for r in g)
         else:
             for r in g[1:]:
-                report.note("duplicate_copy_dropped", f"{r.path.name} (= {g[0].path.name})")
+                if r.path == g[0].path:  # one file on two rows, not two files with the same bytes
+                    report.note("listed_twice_dropped", f"{r.path.name} (the same file on two rows)")
+                else:
+                    report.note("duplicate_copy_dropped", f"{r.path.name} (= {g[0].path.name})")
                 drop.add(id(r))
     return [r for r in records if id(r) not in drop], groups
 

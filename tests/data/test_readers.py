@@ -263,7 +263,7 @@ def test_manifest_relative_to_csv(tmp_path: Path, make_jpeg: MakeJpeg, monkeypat
 
 
 def test_manifest_bad_rows(tmp_path: Path, make_jpeg: MakeJpeg) -> None:
-    for i in range(8):
+    for i in range(9):
         make_jpeg(tmp_path / f"{i}.jpg", seed=200 + i)
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "junk.jpg").write_bytes(np.random.default_rng(5).bytes(300))
@@ -280,9 +280,13 @@ def test_manifest_bad_rows(tmp_path: Path, make_jpeg: MakeJpeg) -> None:
         "empty.jpg,30,1\n"
         "junk.jpg,30,0\n"
         "7.jpg,120,1\n"
+        "8.jpg,30,\n"
+        "0.jpg,20,0\n"
     )
     reading = read_dataset(tmp_path / "m.csv")
     assert sorted(r.path.name for r in reading.records) == ["0.jpg", "7.jpg"]
+    assert reading.report.problems["gender_missing"] == ["8.jpg"]
+    assert reading.report.notes["listed_twice_dropped"] == ["0.jpg (the same file on two rows)"]
     problems = reading.report.problems
     assert problems["age_missing"] == ["1.jpg"]
     assert problems["age_negative"] == ["2.jpg"]
@@ -292,7 +296,7 @@ def test_manifest_bad_rows(tmp_path: Path, make_jpeg: MakeJpeg) -> None:
     assert problems["missing_file"] == ["gone.jpg"]
     assert [Path(p).name for p in problems["empty_image"]] == ["empty.jpg"]
     assert [Path(p).name for p in problems["undecodable_image"]] == ["junk.jpg"]
-    assert reading.report.rows == 11
+    assert reading.report.rows == 13
 
 
 def test_manifest_duplicate_ids(tmp_path: Path, make_jpeg: MakeJpeg) -> None:
