@@ -127,3 +127,11 @@ def test_inputs_that_are_no_files_get_their_row_and_the_others_go_on(crops: Path
     assert "no file matches this pattern" in by_name["*.xyz"]["message"]
     if hasattr(os, "mkfifo"):
         assert "not a regular file" in by_name["pipe.jpg"]["message"]
+
+
+def test_a_folder_without_images_beside_other_inputs_is_named(crops: Path, model_dir: Path, capsys) -> None:
+    (crops / "empty").mkdir()
+    code, _, err = _run(
+        ["predict", str(crops / "empty"), str(crops / "a.png"), "--model", str(model_dir), "--no-detect", "-q"], capsys
+    )
+    assert code == 0 and f"note: no images in {crops / 'empty'} (--recursive / -r reads sub-folders)" in err
