@@ -7,6 +7,7 @@ import csv
 import glob
 import io
 import json
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -265,19 +266,27 @@ def _table_status(face: FaceResult) -> str:
     return face.status
 
 
+def _fit(name: str, width: int = 40) -> str:
+    """``name`` cut from the left and padded to ``width`` terminal columns: CJK characters take two columns."""
+    cols = [2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in name]
+    while sum(cols) > width:
+        name, cols = name[1:], cols[1:]
+    return name + " " * (width - sum(cols))
+
+
 def to_table(results: list[FileResult]) -> str:
     lines = [f"{'file':<40} {'face':>4} {'age':>6} {'80% interval':>13} {'gender':>7} {'p':>6}  status"]
     for r in results:
-        name = Path(r.path).name[-40:]
+        name = _fit(Path(r.path).name)
         if not r.faces:
-            lines.append(f"{name:<40} {'-':>4} {'':>6} {'':>13} {'':>7} {'':>6}  {r.status}: {r.message}")
+            lines.append(f"{name} {'-':>4} {'':>6} {'':>13} {'':>7} {'':>6}  {r.status}: {r.message}")
         for i, f in enumerate(r.faces):
             if f.age is None:
-                lines.append(f"{name:<40} {i:>4} {'':>6} {'':>13} {'':>7} {'':>6}  {_table_status(f)}")
+                lines.append(f"{name} {i:>4} {'':>6} {'':>13} {'':>7} {'':>6}  {_table_status(f)}")
                 continue
             iv = f"{f.age_low:.0f}-{f.age_high:.0f}" if f.age_low is not None else "-"
             p = f.gender_probability
-            lines.append(f"{name:<40} {i:>4} {f.age:>6.1f} {iv:>13} {f.gender:>7} {p:>6.2f}  {_table_status(f)}")
+            lines.append(f"{name} {i:>4} {f.age:>6.1f} {iv:>13} {f.gender:>7} {p:>6.2f}  {_table_status(f)}")
     return "\n".join(lines)
 
 

@@ -292,3 +292,21 @@ def test_multi_frame_files_say_the_first_frame_was_used(predictor: Predictor, tm
     rows = list(csv.DictReader(io.StringIO(to_csv([faces_gif, no_face_tif]))))
     assert [r["message"] for r in rows] == ["first of 3 frames used", "no face found; first of 2 frames used"]
     assert "first of 3 frames used" in predictor.predict(gif)[0].message  # the Python API says it too
+
+
+def test_table_columns_stay_aligned_with_wide_characters_in_names() -> None:
+    import unicodedata
+
+    from agegender.inference.batch import FileResult, to_table
+
+    rows = [
+        FileResult(name, None, "no_face", "no face found") for name in ("plain.jpg", "写真の顔.jpg", "x" * 60 + ".jpg")
+    ]
+    lines = to_table(rows).splitlines()
+
+    def columns(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    starts = {columns(line[: line.index("   -  ")]) for line in lines[1:]}  # where the face column begins
+    assert starts == {41}  # 40 columns of name, one space
+    assert lines[3].startswith("x" * 36 + ".jpg ")  # long names keep their end
