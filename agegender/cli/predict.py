@@ -140,6 +140,8 @@ def output_format(given: str | None, output: str | None) -> str:
 
 #: ``-o -``: the output goes to standard output, as for most command-line tools.
 STDOUT = "-"
+#: Rows of a competition set named one by one when they get the filler age; the rest are counted.
+NOTES_SHOWN = 20
 
 
 def check_predict_options(args: argparse.Namespace) -> None:
@@ -240,8 +242,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     saved = []
     if args.competition:
-        for r in (r for r in results if r.status == "error"):
+        failed = [r for r in results if r.status == "error"]
+        for r in failed[:NOTES_SHOWN]:
             print(f"note: id {r.id}: {r.message}; its row holds the filler age {batch.FALLBACK_AGE:g}", file=sys.stderr)
+        if len(failed) > NOTES_SHOWN:
+            print(
+                f"note: and {len(failed) - NOTES_SHOWN} more rows hold the filler age, for the same kinds of reasons",
+                file=sys.stderr,
+            )
         if to_stdout:
             sys.stdout.write(batch.to_submission(results))
         else:
