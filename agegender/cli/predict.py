@@ -247,7 +247,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"note: id {r.id}: {r.message}; its row holds the filler age {batch.FALLBACK_AGE:g}", file=sys.stderr)
         if len(failed) > NOTES_SHOWN:
             print(
-                f"note: and {len(failed) - NOTES_SHOWN} more rows hold the filler age, for the same kinds of reasons",
+                f"note: and {len(failed) - NOTES_SHOWN} more rows hold the filler age",
                 file=sys.stderr,
             )
         if to_stdout:
