@@ -91,7 +91,8 @@ def competition_items(root: str | Path) -> list[Item]:
     ``submission.csv``.
     """
 
-    from agegender.data.readers import _id_resolver, read_table  # pandas: only for CSV inputs
+    from agegender.data.readers import _id_resolver  # pandas: only for CSV inputs
+    from agegender.data.tables import read_table
 
     root = Path(root)
     if not root.is_dir():
@@ -108,7 +109,7 @@ def competition_items(root: str | Path) -> list[Item]:
 
 
 def manifest_items(csv_path: str | Path) -> list[Item]:
-    from agegender.data.readers import read_table  # pandas: only for CSV inputs
+    from agegender.data.tables import read_table  # pandas: only for CSV inputs
 
     df = read_table(Path(csv_path))
     if "path" not in df.columns:

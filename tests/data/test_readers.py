@@ -447,24 +447,6 @@ def test_require_labels_names_what_is_missing(tmp_path: Path, make_jpeg: MakeJpe
     assert report.notes["missing_label_column"] == ["age and gender"]
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (b"path;age;gender\na.jpg;30;1\n", "separated by ';', not commas"),
-        ("path,age,gender\ncafé.jpg,30,1\n".encode("latin-1"), "not UTF-8 text"),
-        (b"path,age,gender\na.jpg,30,1,extra\n", "more fields than the header"),
-    ],
-)
-def test_a_csv_written_otherwise_says_how_to_fix_it(tmp_path: Path, content: bytes, message: str) -> None:
-    from agegender.data.readers import read_table
-
-    (tmp_path / "m.csv").write_bytes(content)
-    with pytest.raises(DataError, match=message):
-        read_table(tmp_path / "m.csv")
-    with pytest.raises(DataError, match="no such file"):
-        read_table(tmp_path / "none.csv")
-
-
 def test_a_folder_with_too_few_utkface_names_to_be_detected_says_how_to_read_them(
     tmp_path: Path, make_jpeg: MakeJpeg
 ) -> None:
