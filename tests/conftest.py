@@ -51,6 +51,27 @@ def write_jpeg(path: Path, seed: int, size: tuple[int, int] = (20, 16)) -> Path:
     return path
 
 
+def write_astronaut_photos(root: Path, grey: bool = True) -> Path:
+    """Photos with one face each, lossless (PNG: detection is exactly as on the array): the astronaut
+    (``astronaut.png``) and her mirror image (``mirrored.png``); with ``grey``, a frame without a face
+    (``grey.png``)."""
+    from skimage.data import astronaut
+
+    root.mkdir(parents=True, exist_ok=True)
+    image = astronaut()
+    Image.fromarray(image).save(root / "astronaut.png")
+    Image.fromarray(np.ascontiguousarray(image[:, ::-1])).save(root / "mirrored.png")
+    if grey:
+        Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(root / "grey.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def make_astronaut_photos() -> Callable[..., Path]:
+    """Factory ``make_astronaut_photos(root, grey=True)``: see :func:`write_astronaut_photos`."""
+    return write_astronaut_photos
+
+
 @pytest.fixture(scope="session")
 def make_jpeg() -> Callable[..., Path]:
     """Factory ``make_jpeg(path, seed, size=(h, w))`` writing a small synthetic JPEG."""

@@ -6,9 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from agegender.models.folder import save_model_folder
 from agegender.models.model import ModelConfig, build_model
@@ -17,17 +15,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 wild_e2e = pytest.importorskip("wild_e2e")
 
 
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture
+def photos(tmp_path: Path, make_astronaut_photos) -> Path:
     """Two labelled photos with a face (the astronaut and her mirror image) and one without."""
-    from skimage.data import astronaut
-
-    root = tmp_path_factory.mktemp("photos")
-    image = astronaut()
-    Image.fromarray(image).save(root / "a.png")
-    Image.fromarray(np.ascontiguousarray(image[:, ::-1])).save(root / "b.png")
-    Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(root / "grey.png")
-    (root / "labels.csv").write_text("path,age,gender\na.png,30,1\nb.png,30,1\ngrey.png,40,0\n")
+    root = make_astronaut_photos(tmp_path / "photos")
+    (root / "labels.csv").write_text("path,age,gender\nastronaut.png,30,1\nmirrored.png,30,1\ngrey.png,40,0\n")
     return root / "labels.csv"
 
 

@@ -99,17 +99,10 @@ def test_evaluate_several_datasets_gives_figures_per_dataset(model_dir: Path, tm
 
 
 @pytest.fixture
-def photo_csv(tmp_path: Path) -> Path:
+def photo_csv(tmp_path: Path, make_astronaut_photos) -> Path:
     """Three labelled photos end to end: the astronaut, her mirror image, and a grey frame with no face."""
-    import numpy as np
-    from PIL import Image
-    from skimage.data import astronaut
-
-    image = astronaut()
-    Image.fromarray(image).save(tmp_path / "a.png")
-    Image.fromarray(np.ascontiguousarray(image[:, ::-1])).save(tmp_path / "b.png")
-    Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(tmp_path / "grey.png")
-    (tmp_path / "photos.csv").write_text("path,age,gender\na.png,30,1\nb.png,30,1\ngrey.png,40,0\n")
+    make_astronaut_photos(tmp_path)
+    (tmp_path / "photos.csv").write_text("path,age,gender\nastronaut.png,30,1\nmirrored.png,30,1\ngrey.png,40,0\n")
     return tmp_path / "photos.csv"
 
 

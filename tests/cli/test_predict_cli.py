@@ -31,13 +31,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two photos with one face each (PNG: lossless, so detection is exactly as on the array)."""
-    root = tmp_path_factory.mktemp("photos")
-    image = astronaut()
-    Image.fromarray(image).save(root / "astronaut.png")
-    Image.fromarray(np.ascontiguousarray(image[:, ::-1])).save(root / "mirrored.png")
-    return root
+def photos(tmp_path_factory: pytest.TempPathFactory, make_astronaut_photos) -> Path:
+    """Two photos with one face each (the astronaut and her mirror image)."""
+    return make_astronaut_photos(tmp_path_factory.mktemp("photos"), grey=False)
 
 
 def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
