@@ -376,6 +376,8 @@ def read_dataset(
     records = _validate_files(records, report, check_images, progress)
     records, groups = _resolve_duplicates(records, report, duplicates)
     report.raise_if_strict(strict)
+    if not records and report.rows == 0 and fmt in ("manifest", "competition"):
+        raise DataError(f"{path}: the CSV has a header but no rows")
     if not records:
         raise DataError(f"{path}: no usable images found\n" + report.summary())
     return Reading(records, report, groups)

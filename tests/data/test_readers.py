@@ -463,3 +463,10 @@ def test_a_folder_with_too_few_utkface_names_to_be_detected_says_how_to_read_the
     with pytest.raises(DataError, match=hint):
         require_labels(tmp_path, "auto")
     assert sum(r.labelled for r in read_dataset(tmp_path, "utkface").records) == 2
+
+
+def test_a_manifest_with_a_header_only_says_so_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("path,age,gender\n")
+    with pytest.raises(DataError) as err:
+        read_dataset(tmp_path / "m.csv")
+    assert str(err.value) == f"{tmp_path / 'm.csv'}: the CSV has a header but no rows"
