@@ -230,16 +230,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
         min_quality=args.min_quality,
         workers=args.workers or 2,
     )
-    results = list(
-        batch.run_predictions(
+    results: list = []
+    interrupted = False
+    try:
+        for result in batch.run_predictions(
             predictor,
             items,
             detect=not args.no_detect,
             single=bool(args.competition),
             chunk=args.batch_size,
             progress=not args.quiet,
-        )
-    )
+        ):
+            results.append(result)
+    except KeyboardInterrupt:  # Ctrl-C: the inputs finished so far are written (a submission needs every row)
+        if args.competition:
+            raise
+        interrupted = True
+        print(f"interrupted after {len(results)} of {len(items)} inputs: writing those", file=sys.stderr)
     saved = []
     if args.competition:
         failed = [r for r in results if r.status == "error"]
@@ -277,6 +284,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"wrote {drawn} annotated images to {args.draw}", file=sys.stderr)
     print(batch.summarize(results), file=sys.stderr)
     raise_if_unsaved(saved)
+    if interrupted:
+        raise KeyboardInterrupt
     return 0 if all(r.status == "ok" for r in results) else 1
 
 

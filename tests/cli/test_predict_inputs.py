@@ -135,3 +135,22 @@ def test_a_folder_without_images_beside_other_inputs_is_named(crops: Path, model
         ["predict", str(crops / "empty"), str(crops / "a.png"), "--model", str(model_dir), "--no-detect", "-q"], capsys
     )
     assert code == 0 and f"note: no images in {crops / 'empty'} (--recursive / -r reads sub-folders)" in err
+
+
+def test_ctrl_c_writes_the_inputs_finished_so_far(
+    crops: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from agegender.inference import batch
+
+    run = batch.run_predictions
+
+    def stopped_after_one(*args, **kwargs):
+        results = run(*args, **kwargs)
+        yield next(results)
+        raise KeyboardInterrupt  # as if Ctrl-C came while the second input was read
+
+    monkeypatch.setattr(batch, "run_predictions", stopped_after_one)
+    out = tmp_path / "out.json"
+    code, _, err = _run(["predict", str(crops), "--model", str(model_dir), "--no-detect", "-q", "-o", str(out)], capsys)
+    assert code == 130 and "interrupted after 1 of 2 inputs: writing those" in err
+    assert [Path(r["path"]).name for r in json.loads(out.read_text())] == ["a.png"]
