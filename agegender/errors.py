@@ -38,6 +38,14 @@ class DetectorModelError(AgeGenderError, FileNotFoundError):
     """A face detector's model file is missing or unreadable; the message says where it looked."""
 
 
+class Stopped(AgeGenderError):
+    """A command stopped by a signal after saving what it had; the message says what was kept."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class MissingExtraError(AgeGenderError, RuntimeError):
     """A feature needs an optional dependency that is not installed; the message names the extra."""
 

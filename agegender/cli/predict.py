@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agegender.cli.argtypes import DETECTOR_HELP, positive_int
@@ -231,22 +234,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
         workers=args.workers or 2,
     )
     results: list = []
-    interrupted = False
+    stopped_by = None
     try:
-        for result in batch.run_predictions(
-            predictor,
-            items,
-            detect=not args.no_detect,
-            single=bool(args.competition),
-            chunk=args.batch_size,
-            progress=not args.quiet,
-        ):
-            results.append(result)
-    except KeyboardInterrupt:  # Ctrl-C: the inputs finished so far are written (a submission needs every row)
+        with terminate_as_interrupt():
+            for result in batch.run_predictions(
+                predictor,
+                items,
+                detect=not args.no_detect,
+                single=bool(args.competition),
+                chunk=args.batch_size,
+                progress=not args.quiet,
+            ):
+                results.append(result)
+    except KeyboardInterrupt as e:  # the inputs finished so far are written (a submission needs every row)
         if args.competition:
             raise
-        interrupted = True
-        print(f"interrupted after {len(results)} of {len(items)} inputs: writing those", file=sys.stderr)
+        stopped_by = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+        print(f"{stopped_by} after {len(results)} of {len(items)} inputs: writing those", file=sys.stderr)
     saved = []
     if args.competition:
         failed = [r for r in results if r.status == "error"]
@@ -284,9 +288,33 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"wrote {drawn} annotated images to {args.draw}", file=sys.stderr)
     print(batch.summarize(results), file=sys.stderr)
     raise_if_unsaved(saved)
-    if interrupted:
-        raise KeyboardInterrupt
+    if stopped_by:
+        from agegender.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Stopped
+
+        code = EXIT_TERMINATED if stopped_by == "SIGTERM" else EXIT_INTERRUPTED
+        raise Stopped(f"stopped by {stopped_by}: {len(results)} of {len(items)} inputs done and written", code)
     return 0 if all(r.status == "ok" for r in results) else 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler, ``kill``), raised where Ctrl-C would be so both keep the finished results."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` (main thread only; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def draw_results(results: list, folder: Path, progress: bool = True) -> int:

@@ -152,5 +152,29 @@ def test_ctrl_c_writes_the_inputs_finished_so_far(
     monkeypatch.setattr(batch, "run_predictions", stopped_after_one)
     out = tmp_path / "out.json"
     code, _, err = _run(["predict", str(crops), "--model", str(model_dir), "--no-detect", "-q", "-o", str(out)], capsys)
-    assert code == 130 and "interrupted after 1 of 2 inputs: writing those" in err
+    assert code == 130 and "Ctrl-C after 1 of 2 inputs: writing those" in err
+    assert "stopped by Ctrl-C: 1 of 2 inputs done and written" in err
     assert [Path(r["path"]).name for r in json.loads(out.read_text())] == ["a.png"]
+
+
+def test_sigterm_writes_the_inputs_finished_so_far_too(
+    crops: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import signal
+
+    from agegender.inference import batch
+
+    run = batch.run_predictions
+
+    def terminated_after_one(*args, **kwargs):
+        results = run(*args, **kwargs)
+        yield next(results)
+        signal.raise_signal(signal.SIGTERM)  # the handler predict installs raises here
+
+    monkeypatch.setattr(batch, "run_predictions", terminated_after_one)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "out.csv"
+    code, _, err = _run(["predict", str(crops), "--model", str(model_dir), "--no-detect", "-q", "-o", str(out)], capsys)
+    assert code == 143 and "stopped by SIGTERM: 1 of 2 inputs done and written" in err
+    assert out.read_text().count("a.png") == 1 and "b.png" not in out.read_text()
+    assert signal.getsignal(signal.SIGTERM) is before  # put back as it was
