@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -137,8 +138,17 @@ def test_a_folder_without_images_beside_other_inputs_is_named(crops: Path, model
     assert code == 0 and f"note: no images in {crops / 'empty'} (--recursive / -r reads sub-folders)" in err
 
 
-def test_ctrl_c_writes_the_inputs_finished_so_far(
-    crops: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+def _ctrl_c() -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    ("stop", "code", "name"),
+    [(_ctrl_c, 130, "Ctrl-C"), (lambda: signal.raise_signal(signal.SIGTERM), 143, "SIGTERM")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_a_stop_writes_the_inputs_finished_so_far(
+    stop, code: int, name: str, crops: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     from agegender.inference import batch
 
@@ -147,34 +157,13 @@ def test_ctrl_c_writes_the_inputs_finished_so_far(
     def stopped_after_one(*args, **kwargs):
         results = run(*args, **kwargs)
         yield next(results)
-        raise KeyboardInterrupt  # as if Ctrl-C came while the second input was read
+        stop()  # as if the signal came while the second input was read (SIGTERM: predict's handler raises)
 
     monkeypatch.setattr(batch, "run_predictions", stopped_after_one)
-    out = tmp_path / "out.json"
-    code, _, err = _run(["predict", str(crops), "--model", str(model_dir), "--no-detect", "-q", "-o", str(out)], capsys)
-    assert code == 130 and "Ctrl-C after 1 of 2 inputs: writing those" in err
-    assert "stopped by Ctrl-C: 1 of 2 inputs done and written" in err
-    assert [Path(r["path"]).name for r in json.loads(out.read_text())] == ["a.png"]
-
-
-def test_sigterm_writes_the_inputs_finished_so_far_too(
-    crops: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
-    import signal
-
-    from agegender.inference import batch
-
-    run = batch.run_predictions
-
-    def terminated_after_one(*args, **kwargs):
-        results = run(*args, **kwargs)
-        yield next(results)
-        signal.raise_signal(signal.SIGTERM)  # the handler predict installs raises here
-
-    monkeypatch.setattr(batch, "run_predictions", terminated_after_one)
     before = signal.getsignal(signal.SIGTERM)
-    out = tmp_path / "out.csv"
-    code, _, err = _run(["predict", str(crops), "--model", str(model_dir), "--no-detect", "-q", "-o", str(out)], capsys)
-    assert code == 143 and "stopped by SIGTERM: 1 of 2 inputs done and written" in err
-    assert out.read_text().count("a.png") == 1 and "b.png" not in out.read_text()
+    out = tmp_path / "out.json"
+    got, _, err = _run(["predict", str(crops), "--model", str(model_dir), "--no-detect", "-q", "-o", str(out)], capsys)
+    assert got == code and f"{name} after 1 of 2 inputs: writing those" in err
+    assert f"stopped by {name}: 1 of 2 inputs done and written" in err
+    assert [Path(r["path"]).name for r in json.loads(out.read_text())] == ["a.png"]
     assert signal.getsignal(signal.SIGTERM) is before  # put back as it was
