@@ -201,7 +201,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         items = batch.collect_inputs(args.inputs, args.recursive)
     for note in filter(None, (skipped_files_note(Path(s), args.recursive) for s in args.inputs if Path(s).is_dir())):
         print(note, file=sys.stderr)
-    empty = [s for s in args.inputs if Path(s).is_dir() and not list_images(Path(s), args.recursive)]
+    read_from = {parent for item in items for parent in item.path.parents}  # the folders listed above, not again
+    empty = [s for s in args.inputs if Path(s).is_dir() and Path(s) not in read_from]
     if items and empty:  # the others are read; say which folders gave nothing (with no items at all: the error)
         deeper = "" if args.recursive else " (--recursive / -r reads sub-folders)"
         print(f"note: no images in {', '.join(empty)}{deeper}", file=sys.stderr)
